@@ -1,0 +1,41 @@
+"""Hunt memory leaks in Python with exact allocation info.
+
+check_leaks runs on a patched CPython 3.13 debug build whose object
+freelists can be switched off, so that every object is allocated through the
+memory allocator and tracemalloc attributes it exactly. Nothing here starts
+tracemalloc; that stays with the caller.
+"""
+
+import sys
+from importlib.metadata import version
+
+try:
+    from ._shim import (
+        KINDS,
+        FreeList,
+        PreciseTracebacks,
+        freelists,
+        precise_tracebacks,
+        set_freelist,
+    )
+except ImportError as _import_error:
+    # An unpatched CPython lacks the PyFreeList_* symbols; any other
+    # interpreter finds no extension built for it. (The private name keeps
+    # the except target out of stubtest's view of the public module.)
+    raise ImportError(
+        f"this is not the check_leaks interpreter: {sys.executable} "
+        f"(Python {sys.version}). check_leaks needs its "
+        "patched CPython 3.13 debug build: build it with `cargo xtask "
+        "build-python`, then run Python through `cargo xtask python ...`."
+    ) from _import_error
+
+__version__ = version("check-leaks")
+
+__all__ = [
+    "KINDS",
+    "FreeList",
+    "PreciseTracebacks",
+    "freelists",
+    "precise_tracebacks",
+    "set_freelist",
+]

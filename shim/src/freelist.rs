@@ -1,0 +1,136 @@
+//! The freelist kinds, safe wrappers over the C API, and the functions that
+//! inspect and switch single kinds.
+
+use std::os::raw::{c_int, c_uint};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::bindings as ffi;
+
+/// Every kind by its Python name, in the header's bit order.
+const KINDS: [(&str, c_uint); 10] = [
+    ("float", ffi::PyFreeList_FLOAT),
+    ("tuple", ffi::PyFreeList_TUPLE),
+    ("list", ffi::PyFreeList_LIST),
+    ("dict", ffi::PyFreeList_DICT),
+    ("dict_keys", ffi::PyFreeList_DICT_KEYS),
+    ("slice", ffi::PyFreeList_SLICE),
+    ("context", ffi::PyFreeList_CONTEXT),
+    ("async_gen_value", ffi::PyFreeList_ASYNC_GEN_VALUE),
+    ("async_gen_asend", ffi::PyFreeList_ASYNC_GEN_ASEND),
+    ("object_stack_chunk", ffi::PyFreeList_OBJECT_STACK_CHUNK),
+];
+
+/// The mask of every kind.
+pub const ALL: c_uint = ffi::PyFreeList_ALL;
+
+/// The kind names as the tuple exported as `KINDS`.
+pub fn kind_names(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+    PyTuple::new(py, KINDS.map(|(name, _)| name))
+}
+
+/// The mask named by `kind`: one kind, or `"all"`.
+fn mask_of(kind: &str) -> PyResult<c_uint> {
+    if kind == "all" {
+        return Ok(ALL);
+    }
+    KINDS
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .map(|&(_, bit)| bit)
+        .ok_or_else(|| {
+            let names = KINDS.map(|(name, _)| name).join(", ");
+            PyValueError::new_err(format!(
+                "unknown freelist kind '{kind}'; expected one of: all, {names}"
+            ))
+        })
+}
+
+/// Switches the kinds in `mask` on or off; returns the mask of kinds that
+/// were off before.
+pub fn set_enabled(py: Python<'_>, mask: c_uint, enabled: bool) -> PyResult<c_uint> {
+    // SAFETY: the `Python` token proves this thread holds the GIL.
+    let previous = unsafe { ffi::PyFreeList_SetEnabled(mask, c_int::from(enabled)) };
+    // Negative only on failure, with the ValueError set.
+    c_uint::try_from(previous).map_err(|_| PyErr::fetch(py))
+}
+
+/// Switches off exactly the kinds in `disabled` and on all others.
+pub fn set_disabled(py: Python<'_>, disabled: c_uint) -> PyResult<()> {
+    set_enabled(py, disabled, false)?;
+    set_enabled(py, ALL & !disabled, true)?;
+    Ok(())
+}
+
+fn info(py: Python<'_>, kind: c_uint) -> PyResult<ffi::PyFreeListInfo> {
+    let mut info = ffi::PyFreeListInfo::default();
+    // SAFETY: GIL held (token), and `info` is a valid place to write.
+    match unsafe { ffi::PyFreeList_GetInfo(kind, &mut info) } {
+        0 => Ok(info),
+        _ => Err(PyErr::fetch(py)),
+    }
+}
+
+/// Python's spelling of a bool, for reprs.
+pub fn py_bool(value: bool) -> &'static str {
+    if value {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// The state of one freelist kind when `freelists()` was called.
+///
+/// `length` counts the entries parked on the current thread's list and
+/// `capacity` the most it can park.
+#[pyclass(frozen, get_all, module = "check_leaks._shim")]
+pub struct FreeList {
+    kind: &'static str,
+    enabled: bool,
+    length: isize,
+    capacity: isize,
+}
+
+#[pymethods]
+impl FreeList {
+    fn __repr__(&self) -> String {
+        format!(
+            "FreeList(kind='{}', enabled={}, length={}, capacity={})",
+            self.kind,
+            py_bool(self.enabled),
+            self.length,
+            self.capacity
+        )
+    }
+}
+
+/// The state of every freelist kind, keyed by kind name in `KINDS` order.
+#[pyfunction]
+pub fn freelists(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let dict = PyDict::new(py);
+    for (kind, bit) in KINDS {
+        let info = info(py, bit)?;
+        let freelist = FreeList {
+            kind,
+            enabled: info.enabled != 0,
+            length: info.length,
+            capacity: info.capacity,
+        };
+        dict.set_item(kind, freelist)?;
+    }
+    Ok(dict)
+}
+
+/// Switch the freelist `kind` (a name from `KINDS`, or "all") on or off.
+///
+/// Switching a kind off drains its list, so every object of that kind then
+/// goes through the memory allocator. Returns whether the kind was enabled
+/// before (for "all": whether every kind was).
+#[pyfunction]
+pub fn set_freelist(py: Python<'_>, kind: &str, enabled: bool) -> PyResult<bool> {
+    let mask = mask_of(kind)?;
+    Ok(set_enabled(py, mask, enabled)? & mask == 0)
+}

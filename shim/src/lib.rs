@@ -1,0 +1,20 @@
+//! `check_leaks._shim`: Python control over the freelists of the patched
+//! CPython 3.13 that check_leaks runs on.
+
+use pyo3::prelude::*;
+
+mod bindings;
+mod freelist;
+mod precise;
+
+/// Native core of check_leaks: switch CPython's freelists on and off.
+#[pymodule]
+fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("KINDS", freelist::kind_names(m.py())?)?;
+    m.add_class::<freelist::FreeList>()?;
+    m.add_function(wrap_pyfunction!(freelist::freelists, m)?)?;
+    m.add_function(wrap_pyfunction!(freelist::set_freelist, m)?)?;
+    m.add_class::<precise::PreciseTracebacks>()?;
+    m.add_function(wrap_pyfunction!(precise::precise_tracebacks, m)?)?;
+    Ok(())
+}
