@@ -1,0 +1,65 @@
+//! Command-line flags.
+
+use std::{ffi::OsString, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "check_leaks development tasks"
+)]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub task: Task,
+}
+
+#[derive(Subcommand)]
+pub enum Task {
+    /// Build (or reuse) the patched debug CPython and install the shim into it.
+    BuildPython(BuildPython),
+    /// Run the toolkit interpreter (built first if out of date).
+    Python(Python),
+    /// Run the Rust unit tests, the Python test suite and stubtest.
+    Test(Test),
+}
+
+#[derive(Args, Clone, Default)]
+pub struct BuildPython {
+    /// Build stock CPython without our patches (and without the shim).
+    #[arg(long)]
+    pub vanilla: bool,
+    /// A CPython source tarball or an unpacked source tree to build from.
+    #[arg(long, value_name = "PATH")]
+    pub source: Option<PathBuf>,
+    /// Install here instead of the cache directory.
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<PathBuf>,
+    /// Replace the default `./configure` arguments.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub configure_args: Option<String>,
+    /// Parallel make jobs (default: number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Use patches from this directory instead of `patches/3.13`.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub patches: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct Python {
+    /// Arguments passed to python3.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Args)]
+pub struct Test {
+    /// Use this requirements file instead of `tests/requirements.txt`.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub requirements: Option<PathBuf>,
+    /// Arguments passed to pytest.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub pytest_args: Vec<OsString>,
+}

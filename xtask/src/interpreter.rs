@@ -1,0 +1,275 @@
+//! Building one CPython variant and swapping it into place atomically.
+
+use std::{
+    fs,
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+    process,
+};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{
+    key::{self, Key},
+    patch,
+    phase::{self, run_logged, show_log_tail},
+    pin::PYTHON,
+    source::{self, Source},
+};
+
+/// Bump when the build steps change in a way that should rebuild everything.
+const RECIPE_VERSION: &str = "1";
+
+pub const DEFAULT_CONFIGURE_ARGS: &[&str] = &["--with-pydebug", "--with-trace-refs"];
+
+pub const STAMP: &str = "check-leaks-stamp";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Patched debug build: the toolkit interpreter.
+    Debug,
+    /// Stock CPython, to compare against in tests.
+    Vanilla,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Debug => "debug",
+            Variant::Vanilla => "vanilla",
+        }
+    }
+}
+
+/// Everything that determines the installed interpreter.
+pub struct Recipe {
+    pub variant: Variant,
+    pub source_id: String,
+    pub patches: Vec<PathBuf>,
+    pub configure_args: Vec<String>,
+    pub prefix: Option<PathBuf>,
+}
+
+impl Recipe {
+    pub fn key(&self) -> Result<String> {
+        let mut key = Key::default();
+        key.field("recipe", RECIPE_VERSION)
+            .field("source", &self.source_id)
+            .field("variant", self.variant.name());
+        for patch in &self.patches {
+            let data = fs::read(patch).with_context(|| format!("reading {}", patch.display()))?;
+            key.field(
+                "patch",
+                patch.file_name().unwrap_or_default().as_encoded_bytes(),
+            )
+            .field("data", data);
+        }
+        for arg in &self.configure_args {
+            key.field("configure", arg);
+        }
+        if let Some(prefix) = &self.prefix {
+            key.field("prefix", prefix.as_os_str().as_encoded_bytes());
+        }
+        Ok(key.hex())
+    }
+}
+
+/// Builds in a scratch dir under the cache and moves the result to `install`,
+/// which stays usable until the new tree is complete.
+pub fn build(
+    sh: &Shell,
+    recipe: &Recipe,
+    key: &str,
+    source: &Source,
+    cache: &Path,
+    install: &Path,
+    jobs: usize,
+) -> Result<()> {
+    if install.read_dir().is_ok_and(|mut d| d.next().is_some()) && !install.join(STAMP).exists() {
+        bail!(
+            "refusing to replace {}: it is not empty and was not installed by xtask",
+            install.display()
+        );
+    }
+    // Earlier build dirs of this variant are from interrupted or failed runs.
+    remove_stale(&cache.join("build"), recipe.variant, None)?;
+    let build = cache
+        .join("build")
+        .join(format!("{}-{}", recipe.variant.name(), &key[..16]));
+    fs::create_dir_all(&build).with_context(|| format!("creating {}", build.display()))?;
+    let (tree, log, stage) = (
+        build.join("src"),
+        build.join("build.log"),
+        build.join("stage"),
+    );
+
+    let from = phase::quiet("source", |progress| {
+        source.fetch(sh, progress, &PYTHON, cache)
+    })?;
+    phase::quiet("extract", |_| source::extract(sh, &from, &tree))?;
+    if !recipe.patches.is_empty() {
+        phase::quiet("patch", |_| patch::apply(sh, &tree, &recipe.patches, &log))?;
+    }
+
+    let _cwd = sh.push_dir(&tree);
+    let (configure, args) = (tree.join("configure"), &recipe.configure_args);
+    let prefix = format!("--prefix={}", install.display());
+    let jobs = format!("-j{jobs}");
+    let destdir = format!("DESTDIR={}", stage.display());
+    phase::quiet("configure", |_| {
+        run_logged(cmd!(sh, "{configure} {prefix} {args...}"), &log)
+    })
+    .and_then(|()| phase::quiet("make", |_| run_logged(cmd!(sh, "make {jobs}"), &log)))
+    .and_then(|()| {
+        phase::quiet("install", |_| {
+            run_logged(cmd!(sh, "make install {destdir}"), &log)
+        })
+    })
+    .inspect_err(|_| show_log_tail(&log))?;
+
+    let staged = stage.join(install.strip_prefix("/").unwrap_or(install));
+    key::write_stamp(&staged.join(STAMP), key)?;
+    replace_dir(sh, &staged, install)?;
+    fs::remove_dir_all(&build).with_context(|| format!("removing {}", build.display()))
+}
+
+/// Swaps `staged` in for `install` with renames, deleting the old tree last.
+fn replace_dir(sh: &Shell, staged: &Path, install: &Path) -> Result<()> {
+    let parent = install.parent().context("install dir has no parent")?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = install
+        .file_name()
+        .context("install dir has no name")?
+        .to_string_lossy();
+    let new = parent.join(format!("{name}.new-{}", process::id()));
+    let old = parent.join(format!("{name}.old-{}", process::id()));
+    // Same filesystem in the common case; a --prefix elsewhere needs a copy first.
+    if fs::rename(staged, &new).is_err() {
+        cmd!(sh, "cp -a {staged} {new}")
+            .quiet()
+            .run()
+            .with_context(|| format!("copying to {}", new.display()))?;
+    }
+    if install.exists() {
+        fs::rename(install, &old).with_context(|| format!("moving {} aside", install.display()))?;
+    }
+    if let Err(err) = fs::rename(&new, install) {
+        let _ = fs::rename(&old, install);
+        return Err(err).with_context(|| format!("moving the new build to {}", install.display()));
+    }
+    if old.exists() {
+        fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
+    Ok(())
+}
+
+/// Removes `<dir>/<variant>-*` other than `keep`, so the cache doesn't grow.
+pub fn remove_stale(dir: &Path, variant: Variant, keep: Option<&Path>) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let prefix = format!("{}-", variant.name());
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if Some(path.as_path()) != keep && name.starts_with(&prefix) {
+            fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Points `link` at `target`, replacing any old link in one rename.
+pub fn link(link: &Path, target: &Path) -> Result<()> {
+    if fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let parent = link.parent().context("link has no parent")?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = link
+        .file_name()
+        .context("link has no name")?
+        .to_string_lossy();
+    let tmp = parent.join(format!(".{name}.tmp-{}", process::id()));
+    let _ = fs::remove_file(&tmp);
+    symlink(target, &tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    fs::rename(&tmp, link).with_context(|| format!("updating {}", link.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_follows_every_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let patch = dir.path().join("0001-a.patch");
+        fs::write(&patch, "one").unwrap();
+        let recipe = || Recipe {
+            variant: Variant::Debug,
+            source_id: PYTHON.sha256.into(),
+            patches: vec![patch.clone()],
+            configure_args: vec!["--with-pydebug".into()],
+            prefix: None,
+        };
+        let base = recipe().key().unwrap();
+        assert_eq!(recipe().key().unwrap(), base);
+        assert_ne!(
+            Recipe {
+                variant: Variant::Vanilla,
+                ..recipe()
+            }
+            .key()
+            .unwrap(),
+            base
+        );
+        assert_ne!(
+            Recipe {
+                configure_args: vec![],
+                ..recipe()
+            }
+            .key()
+            .unwrap(),
+            base
+        );
+        assert_ne!(
+            Recipe {
+                prefix: Some("/opt/py".into()),
+                ..recipe()
+            }
+            .key()
+            .unwrap(),
+            base
+        );
+        assert_ne!(
+            Recipe {
+                source_id: "tree:x".into(),
+                ..recipe()
+            }
+            .key()
+            .unwrap(),
+            base
+        );
+        fs::write(&patch, "two").unwrap();
+        assert_ne!(recipe().key().unwrap(), base);
+    }
+
+    #[test]
+    fn replace_and_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (staged, install) = (dir.path().join("stage"), dir.path().join("pythons/debug-1"));
+        fs::create_dir_all(&install).unwrap();
+        fs::write(install.join("old"), "").unwrap();
+        fs::create_dir(&staged).unwrap();
+        fs::write(staged.join("new"), "").unwrap();
+        replace_dir(&Shell::new().unwrap(), &staged, &install).unwrap();
+        assert!(install.join("new").exists() && !install.join("old").exists());
+        assert_eq!(fs::read_dir(dir.path().join("pythons")).unwrap().count(), 1);
+
+        let link_path = dir.path().join("target/pythons/debug");
+        link(&link_path, &install).unwrap();
+        link(&link_path, dir.path()).unwrap();
+        assert_eq!(fs::read_link(&link_path).unwrap(), dir.path());
+    }
+}

@@ -1,0 +1,35 @@
+//! Development tasks for check_leaks: `cargo xtask <task>`.
+//!
+//! This file only parses flags and dispatches; each task lives in its own module.
+
+mod apt_sources;
+mod build_python;
+mod flags;
+mod interpreter;
+mod key;
+mod patch;
+mod paths;
+mod phase;
+mod pin;
+mod prereqs;
+mod python;
+mod shim;
+mod source;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let result = match flags::Xtask::parse().task {
+        flags::Task::BuildPython(flags) => build_python::run(&flags).map(|()| ExitCode::SUCCESS),
+        flags::Task::Python(flags) => python::run(&flags),
+        flags::Task::Test(flags) => test::run(&flags).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|err| {
+        // One line, so CI logs and terminals show the whole chain at a glance.
+        eprintln!("error: {}", format!("{err:#}").replace('\n', " "));
+        ExitCode::FAILURE
+    })
+}

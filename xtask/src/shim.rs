@@ -1,0 +1,80 @@
+//! Building the pyo3 shim with maturin and installing it into the toolkit
+//! interpreter.
+
+use std::{fs, path::Path};
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{
+    key::{self, Key},
+    paths,
+};
+
+const MATURIN_VERSION: &str = "1.16.0";
+
+const STAMP: &str = "check-leaks-shim-stamp";
+
+/// Depends on the interpreter, so a rebuilt CPython always gets a fresh shim.
+fn key(interpreter_key: &str) -> Result<String> {
+    let root = paths::project_root();
+    let mut key = Key::default();
+    key.field("interpreter", interpreter_key)
+        .field("maturin", MATURIN_VERSION);
+    for file in ["Cargo.lock", "Cargo.toml"] {
+        // Cargo.lock may not exist before the first build.
+        key.field(file, fs::read(root.join(file)).unwrap_or_default());
+    }
+    key.tree(&root.join("shim"), &["__pycache__"])?;
+    Ok(key.hex())
+}
+
+pub fn is_fresh(install: &Path, interpreter_key: &str) -> Result<bool> {
+    Ok(key::stamp_matches(
+        &install.join(STAMP),
+        &key(interpreter_key)?,
+    ))
+}
+
+pub fn build(sh: &Shell, install: &Path, interpreter_key: &str) -> Result<()> {
+    let root = paths::project_root();
+    let python = paths::python3(install);
+    let maturin = install.join("bin/maturin");
+    let version = cmd!(sh, "{maturin} --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
+    if version.trim() != format!("maturin {MATURIN_VERSION}") {
+        let spec = format!("maturin=={MATURIN_VERSION}");
+        cmd!(
+            sh,
+            "{python} -m pip install --disable-pip-version-check --root-user-action=ignore {spec}"
+        )
+        .run()
+        .context("installing maturin")?;
+    }
+
+    let out = tempfile::tempdir().context("creating a temp dir for the wheel")?;
+    let (manifest, out_dir) = (root.join("shim/Cargo.toml"), out.path());
+    // The wheel only ever goes into this interpreter: skip manylinux auditing.
+    cmd!(
+        sh,
+        "{maturin} build --release --manifest-path {manifest} --interpreter {python} --out {out_dir}
+         --compatibility linux --auditwheel skip"
+    )
+    .run()
+    .context("maturin build")?;
+    let wheel = fs::read_dir(out_dir)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .context("maturin build produced no wheel")?;
+    cmd!(
+        sh,
+        "{python} -m pip install --disable-pip-version-check --root-user-action=ignore --no-deps --force-reinstall {wheel}"
+    )
+    .run()
+    .context("installing the shim wheel")?;
+    // Hashed after the build, which may have updated Cargo.lock.
+    key::write_stamp(&install.join(STAMP), &key(interpreter_key)?)
+}

@@ -1,0 +1,73 @@
+//! `cargo xtask test`: Rust unit tests, the Python suite, and stubtest.
+
+use std::{fs, path::Path, process::Command};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{
+    build_python,
+    flags::{self, BuildPython},
+    key::{self, Key},
+    paths, phase,
+};
+
+/// The package name in `shim/Cargo.toml`.
+const SHIM_PACKAGE: &str = "check-leaks-shim";
+
+const REQUIREMENTS_STAMP: &str = "check-leaks-test-reqs-stamp";
+
+pub fn run(flags: &flags::Test) -> Result<()> {
+    let debug = build_python::ensure(&BuildPython::default())?;
+    let vanilla = build_python::ensure(&BuildPython {
+        vanilla: true,
+        ..BuildPython::default()
+    })?;
+    let (python, vanilla_python) = (paths::python3(&debug), paths::python3(&vanilla));
+    let root = paths::project_root();
+    let sh = Shell::new()?;
+    let _cwd = sh.push_dir(&root);
+
+    // The shim is a Python extension: it can't link a Rust test binary.
+    phase::loud("rust tests", || {
+        Ok(cmd!(sh, "cargo test --workspace --exclude {SHIM_PACKAGE}").run()?)
+    })?;
+    let requirements = flags
+        .requirements
+        .clone()
+        .unwrap_or_else(|| root.join("tests/requirements.txt"));
+    phase::loud("test requirements", || {
+        install_requirements(&sh, &debug, &requirements)
+    })?;
+    phase::loud("pytest", || {
+        let args = &flags.pytest_args;
+        let pytest = cmd!(sh, "{python} -m pytest tests {args...}")
+            .env("CHECK_LEAKS_VANILLA_PYTHON", &vanilla_python);
+        let status = Command::from(pytest).status().context("starting pytest")?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(5) => bail!("pytest collected no tests"),
+            _ => bail!("pytest reported failures ({status})"),
+        }
+    })?;
+    phase::loud("stubtest", || {
+        Ok(cmd!(sh, "{python} -m mypy.stubtest check_leaks").run()?)
+    })
+}
+
+fn install_requirements(sh: &Shell, install: &Path, requirements: &Path) -> Result<()> {
+    let data =
+        fs::read(requirements).with_context(|| format!("reading {}", requirements.display()))?;
+    let key = Key::default().field("requirements", data).hex();
+    let stamp = install.join(REQUIREMENTS_STAMP);
+    if key::stamp_matches(&stamp, &key) {
+        return Ok(());
+    }
+    let python = paths::python3(install);
+    cmd!(
+        sh,
+        "{python} -m pip install --disable-pip-version-check --root-user-action=ignore -r {requirements}"
+    )
+    .run()?;
+    key::write_stamp(&stamp, &key)
+}
