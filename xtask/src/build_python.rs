@@ -18,6 +18,15 @@ pub fn run(flags: &BuildPython) -> Result<()> {
     ensure(flags).map(drop)
 }
 
+/// Returns the install dir of the default patched (or vanilla) interpreter,
+/// brought up to date.
+pub fn ensure_variant(vanilla: bool) -> Result<PathBuf> {
+    ensure(&BuildPython {
+        vanilla,
+        ..BuildPython::default()
+    })
+}
+
 /// Returns the install dir of the up-to-date interpreter.
 pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
     let sh = Shell::new()?;

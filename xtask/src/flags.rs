@@ -23,6 +23,8 @@ pub enum Task {
     Python(Python),
     /// Run the Rust unit tests, the Python test suite and stubtest.
     Test(Test),
+    /// Time the freelist hot paths: vanilla vs patched vs precise mode.
+    Bench(Bench),
 }
 
 #[derive(Args, Clone, Default)]
@@ -62,4 +64,11 @@ pub struct Test {
     /// Arguments passed to pytest.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub pytest_args: Vec<OsString>,
+}
+
+#[derive(Args)]
+pub struct Bench {
+    /// Rounds; each runs every interpreter once, in turn.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
 }

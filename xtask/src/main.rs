@@ -3,6 +3,7 @@
 //! This file only parses flags and dispatches; each task lives in its own module.
 
 mod apt_sources;
+mod bench;
 mod build_python;
 mod flags;
 mod interpreter;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         flags::Task::BuildPython(flags) => build_python::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Python(flags) => python::run(&flags),
         flags::Task::Test(flags) => test::run(&flags).map(|()| ExitCode::SUCCESS),
+        flags::Task::Bench(flags) => bench::run(&flags).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|err| {
         // One line, so CI logs and terminals show the whole chain at a glance.

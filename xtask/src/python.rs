@@ -11,7 +11,7 @@ use xshell::{cmd, Shell};
 use crate::{build_python, flags, paths};
 
 pub fn run(flags: &flags::Python) -> Result<ExitCode> {
-    let install = build_python::ensure(&flags::BuildPython::default())?;
+    let install = build_python::ensure_variant(false)?;
     let sh = Shell::new()?;
     let (python, args) = (paths::python3(&install), &flags.args);
     let status = Command::from(cmd!(sh, "{python} {args...}"))

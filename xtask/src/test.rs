@@ -6,8 +6,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{
-    build_python,
-    flags::{self, BuildPython},
+    build_python, flags,
     key::{self, Key},
     paths, phase,
 };
@@ -18,11 +17,8 @@ const SHIM_PACKAGE: &str = "check-leaks-shim";
 const REQUIREMENTS_STAMP: &str = "check-leaks-test-reqs-stamp";
 
 pub fn run(flags: &flags::Test) -> Result<()> {
-    let debug = build_python::ensure(&BuildPython::default())?;
-    let vanilla = build_python::ensure(&BuildPython {
-        vanilla: true,
-        ..BuildPython::default()
-    })?;
+    let debug = build_python::ensure_variant(false)?;
+    let vanilla = build_python::ensure_variant(true)?;
     let (python, vanilla_python) = (paths::python3(&debug), paths::python3(&vanilla));
     let root = paths::project_root();
     let sh = Shell::new()?;

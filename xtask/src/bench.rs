@@ -1,0 +1,143 @@
+//! `cargo xtask bench`: what the patch costs, as ratios measured side by side.
+//!
+//! Runs `tests/bench/freelist_hot_paths.py` on the vanilla interpreter, on the
+//! patched one with every freelist on, and on the patched one in precise mode.
+//! The three take turns within each round, so drift in machine load hits them
+//! alike, and each keeps its best time.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{build_python, flags, paths, phase};
+
+const SCRIPT: &str = "tests/bench/freelist_hot_paths.py";
+
+struct Config {
+    name: &'static str,
+    vanilla: bool,
+    precise: bool,
+}
+
+const CONFIGS: [Config; 3] = [
+    Config {
+        name: "vanilla",
+        vanilla: true,
+        precise: false,
+    },
+    Config {
+        name: "patched",
+        vanilla: false,
+        precise: false,
+    },
+    Config {
+        name: "precise",
+        vanilla: false,
+        precise: true,
+    },
+];
+
+pub fn run(flags: &flags::Bench) -> Result<()> {
+    let debug = paths::python3(&build_python::ensure_variant(false)?);
+    let vanilla = paths::python3(&build_python::ensure_variant(true)?);
+    let sh = Shell::new()?;
+    let script = paths::project_root().join(SCRIPT);
+
+    // best[config][workload] = best seconds over all rounds
+    let mut best: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); CONFIGS.len()];
+    let mut order = Vec::new();
+    for round in 1..=flags.rounds {
+        phase::loud(&format!("round {round}/{}", flags.rounds), || {
+            for (config, best) in CONFIGS.iter().zip(&mut best) {
+                let python = if config.vanilla { &vanilla } else { &debug };
+                let precise = config.precise.then_some("--precise");
+                let output = cmd!(sh, "{python} {script} {precise...}")
+                    .read()
+                    .with_context(|| format!("running the benchmark on {}", config.name))?;
+                for (workload, seconds) in parse(&output)? {
+                    if !order.contains(&workload) {
+                        order.push(workload.clone());
+                    }
+                    let entry = best.entry(workload).or_insert(f64::INFINITY);
+                    *entry = entry.min(seconds);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    print!("{}", table(&order, &best));
+    Ok(())
+}
+
+/// `workload seconds` lines, as the script prints them.
+fn parse(output: &str) -> Result<Vec<(String, f64)>> {
+    output
+        .lines()
+        .map(|line| {
+            let (name, seconds) = line
+                .split_once(' ')
+                .with_context(|| format!("unexpected benchmark output line {line:?}"))?;
+            let seconds = seconds
+                .parse()
+                .with_context(|| format!("bad time in benchmark output line {line:?}"))?;
+            Ok((name.to_owned(), seconds))
+        })
+        .collect()
+}
+
+/// Times per workload, each config's as a ratio to vanilla, and the geometric
+/// mean of the ratios.
+fn table(order: &[String], best: &[BTreeMap<String, f64>]) -> String {
+    let mut out = format!("\n{:<12}", "workload");
+    for config in &CONFIGS {
+        out += &format!("{:>21}", config.name);
+    }
+    out += "\n";
+    let mut log_ratio_sums = vec![0.0; CONFIGS.len()];
+    for workload in order {
+        let baseline = best[0][workload];
+        out += &format!("{workload:<12}");
+        for (i, times) in best.iter().enumerate() {
+            let ratio = times[workload] / baseline;
+            log_ratio_sums[i] += ratio.ln();
+            out += &format!("{:>11.1} ms {ratio:>5.2}x", times[workload] * 1e3);
+        }
+        out += "\n";
+    }
+    out += &format!("{:<12}", "geomean");
+    for sum in log_ratio_sums {
+        out += &format!("{:>20.2}x", (sum / order.len() as f64).exp());
+    }
+    out + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_script_output() {
+        let parsed = parse("floats 0.5\ntuples 0.25\n").unwrap();
+        assert_eq!(
+            parsed,
+            [("floats".to_owned(), 0.5), ("tuples".to_owned(), 0.25)]
+        );
+        assert!(parse("floats fast\n").is_err());
+    }
+
+    #[test]
+    fn table_reports_ratios_to_vanilla() {
+        let times = |t: f64| BTreeMap::from([("floats".to_owned(), t)]);
+        let table = table(
+            &["floats".to_owned()],
+            &[times(0.1), times(0.1), times(0.2)],
+        );
+        let floats = table.lines().find(|l| l.starts_with("floats")).unwrap();
+        assert!(
+            floats.contains("1.00x") && floats.contains("2.00x"),
+            "{table}"
+        );
+        assert!(table.lines().last().unwrap().ends_with("2.00x"), "{table}");
+    }
+}
