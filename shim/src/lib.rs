@@ -1,13 +1,18 @@
 //! `check_leaks._shim`: Python control over the freelists of the patched
-//! CPython 3.13 that check_leaks runs on.
+//! CPython 3.13 that check_leaks runs on, and the heap analysis that must be
+//! fast: snapshots of the live objects and the graph of who references whom.
 
 use pyo3::prelude::*;
 
 mod bindings;
 mod freelist;
+mod heap;
+mod objects;
 mod precise;
+mod snapshot;
 
-/// Native core of check_leaks: switch CPython's freelists on and off.
+/// Native core of check_leaks: switch CPython's freelists on and off, and
+/// analyse the live heap.
 #[pymodule]
 fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("KINDS", freelist::kind_names(m.py())?)?;
@@ -16,5 +21,7 @@ fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(freelist::set_freelist, m)?)?;
     m.add_class::<precise::PreciseTracebacks>()?;
     m.add_function(wrap_pyfunction!(precise::precise_tracebacks, m)?)?;
+    m.add_class::<snapshot::Snapshots>()?;
+    m.add_class::<heap::Heap>()?;
     Ok(())
 }
