@@ -2,8 +2,13 @@
 
 check_leaks runs on a patched CPython 3.13 debug build whose object
 freelists can be switched off, so that every object is allocated through the
-memory allocator and tracemalloc attributes it exactly. Nothing here starts
-tracemalloc; that stays with the caller.
+memory allocator and tracemalloc attributes it exactly.
+
+- `check(func, ...)` and `watch()` find what code leaves behind, with each
+  object's allocation site and who holds it. They switch precise mode and
+  tracemalloc on for their window and restore the previous state after.
+- `precise_tracebacks()`, `freelists()` and `set_freelist()` control the
+  freelists directly; they never start tracemalloc.
 """
 
 import sys
@@ -29,13 +34,22 @@ except ImportError as _import_error:
         "build-python`, then run Python through `cargo xtask python ...`."
     ) from _import_error
 
+from .checker import check, watch
+from .report import LeakError, LeakGroup, LeakReport, Node
+
 __version__ = version("check-leaks")
 
 __all__ = [
     "KINDS",
     "FreeList",
+    "LeakError",
+    "LeakGroup",
+    "LeakReport",
+    "Node",
     "PreciseTracebacks",
+    "check",
     "freelists",
     "precise_tracebacks",
     "set_freelist",
+    "watch",
 ]

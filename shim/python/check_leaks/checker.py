@@ -1,0 +1,129 @@
+"""The check window: run code in precise mode with tracemalloc on, and record
+the live heap between runs.
+
+Like regrtest's -R, warm-up runs come first, so that import caches and lazy
+initialisation settle before anything is measured. Every record is kept in
+Rust (`Snapshots`), so the checker creates no Python object that outlives a
+run and never reports itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import tracemalloc
+from collections.abc import Callable, Collection, Iterator
+from types import TracebackType
+from typing import Any, Self
+
+from . import _shim
+from .report import LeakReport, build_report
+
+# Frames kept per allocation traceback.
+TRACEBACK_FRAMES = 32
+
+
+def check(
+    func: Callable[..., object],
+    /,
+    *args: Any,
+    warmup: int = 2,
+    repeat: int = 3,
+    ignore: Collection[type | str] = (),
+    **kwargs: Any,
+) -> LeakReport:
+    """Run `func(*args, **kwargs)` `warmup` times, then `repeat` more times
+    while recording the heap, and report what each run left behind.
+
+    A leak is a group of objects (same type and allocation line) that grows
+    with every measured run; a group that does not is reported as a one-time
+    allocation, such as a cache filled on first use. Objects of the types in
+    `ignore` (classes, or qualified names such as "dict" or "app.Session")
+    are left out.
+    """
+    if warmup < 0 or repeat < 1:
+        raise ValueError(
+            f"need warmup >= 0 and repeat >= 1, got warmup={warmup}, repeat={repeat}"
+        )
+    snapshots = _shim.Snapshots()
+    with _precise_window():
+        for _ in range(warmup):
+            func(*args, **kwargs)
+        _collect()
+        snapshots.record()
+        # A counter, not a `for` loop: a loop's iterator would be alive from
+        # run 1 on, an object and a reference the checker itself left behind.
+        runs_left = repeat
+        while runs_left:
+            func(*args, **kwargs)
+            _collect()
+            snapshots.record()
+            runs_left -= 1
+        # Inside the window: tracemalloc forgets every trace when it stops.
+        return build_report(
+            snapshots, target=_name_of(func), warmup=warmup, ignore=ignore
+        )
+
+
+class watch:
+    """`with check_leaks.watch() as w: ...` then `w.report`: what the block
+    left behind. A single run cannot tell a leak from a one-time cache; use
+    `check()` with repeats for that."""
+
+    report: LeakReport | None
+
+    def __init__(
+        self, name: str = "watched block", ignore: Collection[type | str] = ()
+    ) -> None:
+        self._name = name
+        self._ignore = ignore
+        self._snapshots = _shim.Snapshots()
+        self._window = contextlib.ExitStack()
+        self.report = None
+
+    def __enter__(self) -> Self:
+        self._window.enter_context(_precise_window())
+        _collect()
+        self._snapshots.record()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._window:
+            if exc_type is None:
+                _collect()
+                self._snapshots.record()
+                self.report = build_report(
+                    self._snapshots, target=self._name, warmup=0, ignore=self._ignore
+                )
+
+
+@contextlib.contextmanager
+def _precise_window() -> Iterator[None]:
+    """Precise mode and tracemalloc on; the previous state of both after."""
+    with _shim.precise_tracebacks(True):
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start(TRACEBACK_FRAMES)
+        try:
+            yield
+        finally:
+            if started:
+                tracemalloc.stop()
+
+
+def _collect() -> None:
+    # Finalizers can free more objects on the next pass; stop when one frees none.
+    for _ in range(3):
+        if not gc.collect():
+            break
+
+
+def _name_of(func: Callable[..., object]) -> str:
+    module = getattr(func, "__module__", None)
+    name = getattr(func, "__qualname__", None) or repr(func)
+    return f"{module}.{name}" if module else name

@@ -1,0 +1,228 @@
+"""Who holds an object, in words: the roots of the heap, and each reference on
+the way from a root down to a leaked object."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from typing import Any
+
+from .saferepr import safe_repr, type_name, type_name_of_class
+
+# Attributes that hold references in common built-in types, checked by identity
+# to name an edge.
+_ATTRIBUTES: dict[type, tuple[str, ...]] = {
+    types.FunctionType: (
+        "__defaults__",
+        "__kwdefaults__",
+        "__globals__",
+        "__dict__",
+        "__code__",
+    ),
+    types.MethodType: ("__self__", "__func__"),
+    types.TracebackType: ("tb_frame", "tb_next"),
+    types.FrameType: ("f_back", "f_code", "f_globals", "f_builtins"),
+    BaseException: ("__traceback__", "__context__", "__cause__", "args"),
+    property: ("fget", "fset", "fdel"),
+    staticmethod: ("__func__",),
+    classmethod: ("__func__",),
+}
+
+
+def roots() -> dict[int, str]:
+    """The objects a chain of holders may stop at, by id, each described in
+    words: module globals, class attributes, live frames and threads."""
+    found: dict[int, str] = {}
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if isinstance(namespace, dict):
+            found[id(namespace)] = f"module `{name}`"
+    for cls in _all_classes():
+        for namespace in gc.get_referents(cls.__dict__):  # the dict behind the proxy
+            if isinstance(namespace, dict):
+                found[id(namespace)] = f"class `{type_name_of_class(cls)}`"
+    for frame in _live_frames():
+        found[id(frame)] = f"frame of `{frame.f_code.co_qualname}` ({_where(frame)})"
+    for thread in threading.enumerate():
+        found[id(thread)] = f"thread `{thread.name}`"
+    return found
+
+
+def live_frame_edges() -> Iterator[tuple[object, object]]:
+    """(frame, value) for each local of every executing frame. A running frame
+    does not report its locals to tp_traverse: they are roots of the gc."""
+    for frame in _live_frames():
+        for value in _frame_locals(frame).values():
+            yield frame, value
+
+
+def describe_chain(chain: list[Any], roots: dict[int, str]) -> list[str]:
+    """One line per reference along `chain` ([root, ..., target]), each saying
+    where the next object sits."""
+    lines = []
+    i = 0
+    while i < len(chain) - 1:
+        holder, held = chain[i], chain[i + 1]
+        # Collapse the plumbing in between: a closure is function -> tuple ->
+        # cell -> value, and an instance attribute may go through its __dict__.
+        if isinstance(holder, types.FunctionType):
+            named = _closure_variable(holder, chain[i + 1 : i + 4])
+            if named:
+                lines.append(named)
+                i += 3
+                continue
+        namespace = _instance_dict(holder)
+        if i + 2 < len(chain) and isinstance(namespace, dict) and held is namespace:
+            lines.append(
+                _key_edge(namespace, chain[i + 2], f"attribute `{{}}` of {_a(holder)}")
+            )
+            i += 2
+            continue
+        if i == 0 and id(holder) in roots:
+            lines.append(_root_edge(holder, held, roots[id(holder)]))
+        else:
+            lines.append(describe_edge(holder, held))
+        i += 1
+    return lines
+
+
+def describe_edge(holder: Any, held: Any) -> str:
+    """Where `held` sits inside `holder`, in words."""
+    if isinstance(holder, dict):
+        return _key_edge(holder, held, "key {} of a dict")
+    if isinstance(holder, (list, tuple)):
+        for index, item in enumerate(holder):
+            if item is held:
+                return f"item {index} of {_a(holder)}"
+    if isinstance(holder, (set, frozenset)):
+        return f"member of {_a(holder)}"
+    if isinstance(holder, types.CellType):
+        return "contents of a closure cell"
+    if isinstance(holder, types.FrameType):
+        for name, value in _frame_locals(holder).items():
+            if value is held:
+                return f"local `{name}` of `{holder.f_code.co_qualname}` ({_where(holder)})"
+    if isinstance(holder, type):
+        for name, value in vars(holder).items():
+            if value is held:
+                return (
+                    f"class attribute `{name}` of class `{type_name_of_class(holder)}`"
+                )
+    for cls, names in _ATTRIBUTES.items():
+        if isinstance(holder, cls):
+            for name in names:
+                if getattr(holder, name, None) is held:
+                    return f"`{name}` of {_a(holder)}"
+    if isinstance(holder, types.FunctionType) and held is holder.__closure__:
+        return f"closure of function `{holder.__qualname__}`"
+    attribute = _attribute_name(holder, held)
+    if attribute:
+        return f"attribute `{attribute}` of {_a(holder)}"
+    return f"referenced by {_a(holder)}"
+
+
+def _root_edge(root: Any, held: Any, where: str) -> str:
+    if isinstance(root, dict) and where.startswith("module "):
+        return _key_edge(root, held, "global `{}` of " + where, quote=False)
+    if isinstance(root, dict) and where.startswith("class "):
+        return _key_edge(root, held, "class attribute `{}` of " + where, quote=False)
+    if isinstance(root, threading.Thread):
+        name = _attribute_name(root, held)
+        return f"attribute `{name}` of {where}" if name else f"referenced by {where}"
+    return describe_edge(root, held)
+
+
+def _key_edge(
+    mapping: dict[Any, Any], held: Any, template: str, quote: bool = True
+) -> str:
+    for key, value in mapping.items():
+        if value is held:
+            return template.format(
+                safe_repr(key) if quote or not isinstance(key, str) else key
+            )
+    for key in mapping:
+        if key is held:
+            return "a key of a dict"
+    return "referenced by a dict"
+
+
+def _closure_variable(function: types.FunctionType, plumbing: list[Any]) -> str | None:
+    closure = function.__closure__
+    if len(plumbing) < 3 or closure is None or plumbing[0] is not closure:
+        return None
+    cell, value = plumbing[1], plumbing[2]
+    for name, candidate in zip(function.__code__.co_freevars, closure):
+        if candidate is cell and cell.cell_contents is value:
+            return f"closure variable `{name}` of function `{function.__qualname__}`"
+    return None
+
+
+def _instance_dict(obj: Any) -> object:
+    if isinstance(obj, type) or not hasattr(type(obj), "__dict__"):
+        return None
+    try:
+        return object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        return None
+
+
+def _attribute_name(obj: Any, held: Any) -> str | None:
+    namespace = _instance_dict(obj)
+    if isinstance(namespace, dict):
+        for name, value in namespace.items():
+            if value is held:
+                return str(name)
+    for cls in type(obj).__mro__:
+        slots = vars(cls).get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            try:
+                if object.__getattribute__(obj, slot) is held:
+                    return str(slot)
+            except (AttributeError, TypeError):
+                continue
+    return None
+
+
+def _frame_locals(frame: types.FrameType) -> dict[str, Any]:
+    try:
+        return dict(frame.f_locals)
+    except Exception:  # a broken proxy must not break the report
+        return {}
+
+
+def _live_frames() -> Iterator[types.FrameType]:
+    for top in sys._current_frames().values():
+        frame: types.FrameType | None = top
+        while frame is not None:
+            yield frame
+            frame = frame.f_back
+
+
+def _all_classes() -> Iterator[type]:
+    seen: set[int] = set()
+    stack: list[type] = [object]
+    while stack:
+        cls = stack.pop()
+        if id(cls) in seen:
+            continue
+        seen.add(id(cls))
+        yield cls
+        try:
+            stack.extend(type.__subclasses__(cls))
+        except TypeError:
+            continue
+
+
+def _where(frame: types.FrameType) -> str:
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _a(obj: Any) -> str:
+    """'a `Foo` instance', 'a list': how the text names an anonymous holder."""
+    name = type_name(obj)
+    if type(obj).__module__ == "builtins":
+        return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+    return f"a `{name}` instance"

@@ -1,0 +1,48 @@
+"""Short reprs that never fail: a report must survive any object it shows."""
+
+import builtins
+import reprlib
+from typing import Any
+
+
+class _Repr(reprlib.Repr):
+    def repr_instance(self, obj: Any, level: int) -> str:
+        # reprlib's own fallback hides why; say what the __repr__ raised.
+        try:
+            text = builtins.repr(obj)
+        except Exception as error:
+            return _placeholder(obj, error)
+        return text if len(text) <= self.maxother else text[: self.maxother - 3] + "..."
+
+
+_REPR = _Repr(
+    maxlevel=2, maxdict=4, maxlist=4, maxtuple=4, maxset=4, maxstring=40, maxother=60
+)
+
+
+def safe_repr(obj: Any, limit: int = 80) -> str:
+    """A repr of at most `limit` characters. A `__repr__` that raises, recurses
+    or returns something huge gives a placeholder or a truncated text."""
+    try:
+        text = _REPR.repr(obj)
+    except Exception as error:  # reprlib's container code, on a hostile object
+        return _placeholder(obj, error)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _placeholder(obj: Any, error: Exception) -> str:
+    return (
+        f"<{type_name(obj)} object at {id(obj):#x}; repr raised {type(error).__name__}>"
+    )
+
+
+def type_name(obj: Any) -> str:
+    """The qualified name of `obj`'s type, read from the type itself (so a
+    `__class__` property cannot lie or raise)."""
+    return type_name_of_class(type(obj))
+
+
+def type_name_of_class(cls: type) -> str:
+    """ "dict" for builtins, "module.Qual.Name" for the rest."""
+    module = cls.__module__ if isinstance(cls.__module__, str) else "?"
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

@@ -1,0 +1,94 @@
+"""Code that leaks, for the checker's tests. Each allocation a test looks for
+ends with a `# leak: NAME` comment, so the test can find its line."""
+
+import sys
+
+REGISTRY = []
+
+
+def global_cache():
+    REGISTRY.append({"payload": "x" * 10})  # leak: global_cache
+
+
+class Bus:
+    listeners = []
+
+
+def subscribe():
+    Bus.listeners.append(lambda event: event)  # leak: listener
+
+
+class Hooks:
+    registered = {}
+
+
+def register_hook():
+    state = [0] * 8  # leak: closure_state
+
+    def hook():
+        return state
+
+    Hooks.registered[len(Hooks.registered)] = hook
+
+
+ERRORS = []
+
+
+def remember_error():
+    try:
+        payload = bytearray(64)  # leak: traceback_payload
+        raise ValueError(len(payload))
+    except ValueError as error:
+        ERRORS.append(error)
+
+
+class Finalized:
+    def __del__(self):
+        pass
+
+
+def finalized_cycle():
+    node = Finalized()
+    node.self = node
+
+
+RESURRECTED = []
+
+
+class Phoenix:
+    def __del__(self):
+        RESURRECTED.append(self)
+
+
+def resurrecting_cycle():
+    bird = Phoenix()  # leak: phoenix
+    bird.self = bird
+
+
+_seen = {}
+
+
+def warm_cache(key="config"):
+    if key not in _seen:
+        _seen[key] = [key] * 4
+
+
+def clean_work():
+    """Busy but leak-free: temporaries of every freelist kind, interned and
+    cached strings, method and type caches."""
+    text = "-".join(str(i) for i in range(50))
+    parts = text.split("-")
+    total = sum(float(part) * 1.5 for part in parts)
+    lengths = {part: len(part) for part in parts}
+    window = sorted(lengths.items())[1:10:2]
+    warm_cache()
+    return total, window, sys.intern(text[:5]), Finalized.__del__, tuple(parts[:3])
+
+
+def line_of(name):
+    """The line number of the allocation marked `# leak: name`."""
+    with open(__file__) as source:
+        for number, line in enumerate(source, 1):
+            if line.rstrip().endswith(f"# leak: {name}"):
+                return number
+    raise LookupError(name)
