@@ -1,0 +1,178 @@
+"""`python -m check_leaks`: check a script, a module, a code string or a
+function for leaks, from a shell or CI."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pathlib
+import runpy
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .checker import check
+
+EXIT_CLEAN, EXIT_LEAKS, EXIT_ERROR = 0, 1, 2
+
+EPILOG = """\
+The target runs --warmup times, then --repeat times while the heap is recorded.
+A script or module runs as __main__ each time, with sys.argv set to it and
+its arguments.
+
+exit status:
+  0  nothing leaked
+  1  leaks found
+  2  usage error, or the target itself failed
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="python -m check_leaks",
+        description="Run Python code repeatedly and report what it leaks: each leaked object's "
+        "allocation site and who holds it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    target = cli.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "-m", dest="module", metavar="MODULE", help="run a library module as a script"
+    )
+    target.add_argument("-c", dest="code", metavar="CODE", help="run a string of code")
+    target.add_argument(
+        "target",
+        nargs="?",
+        metavar="script.py | pkg.mod:function",
+        help="a script to run, or a function to call with no arguments",
+    )
+    cli.add_argument(
+        "args", nargs=argparse.REMAINDER, help="arguments for the script or module"
+    )
+    cli.add_argument(
+        "--repeat",
+        type=_positive,
+        default=3,
+        metavar="N",
+        help="measured runs (default: 3)",
+    )
+    cli.add_argument(
+        "--warmup",
+        type=_natural,
+        default=2,
+        metavar="N",
+        help="runs before measuring (default: 2)",
+    )
+    cli.add_argument(
+        "--json",
+        type=pathlib.Path,
+        metavar="FILE",
+        help="also write the report as JSON",
+    )
+    cli.add_argument(
+        "--html",
+        type=pathlib.Path,
+        metavar="FILE",
+        help="also write the report as an HTML page",
+    )
+    cli.add_argument(
+        "--dot",
+        type=pathlib.Path,
+        metavar="FILE",
+        help="also write back-reference graphs for graphviz",
+    )
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = parser()
+    options = cli.parse_args(argv)
+    try:
+        run = _runner(options)
+    except (ImportError, AttributeError, OSError, ValueError, SyntaxError) as error:
+        cli.error(str(error))  # exits with status 2
+    try:
+        report = check(run, warmup=options.warmup, repeat=options.repeat)
+    except Exception:
+        traceback.print_exc()
+        print(f"error: {_describe(options)} raised an exception", file=sys.stderr)
+        return EXIT_ERROR
+    print(report)
+    for path, render in (
+        (options.json, report.to_json),
+        (options.html, report.to_html),
+        (options.dot, report.to_dot),
+    ):
+        if path is not None:
+            path.write_text(render(), encoding="utf-8")
+    return EXIT_LEAKS if report else EXIT_CLEAN
+
+
+def _runner(options: argparse.Namespace) -> Callable[[], None]:
+    """One run of the target, as a function of no arguments."""
+    if options.code is not None:
+        code = compile(options.code, "<string>", "exec")
+        return _as_main(
+            ["-c", *options.args], lambda: exec(code, {"__name__": "__main__"})
+        )
+    if options.module is not None:
+        module = options.module
+        return _as_main(
+            [module, *options.args],
+            lambda: runpy.run_module(module, run_name="__main__", alter_sys=True),
+        )
+    target = options.target
+    if target.endswith(".py") or pathlib.Path(target).is_file():
+        if not pathlib.Path(target).is_file():
+            raise OSError(f"no such script: {target}")
+        return _as_main(
+            [target, *options.args], lambda: runpy.run_path(target, run_name="__main__")
+        )
+    module_name, colon, attribute = target.partition(":")
+    if not colon or not attribute:
+        raise ValueError(f"{target!r} is neither a script nor pkg.mod:function")
+    if options.args:
+        raise ValueError("a function target takes no arguments")
+    found: Any = importlib.import_module(module_name)
+    for name in attribute.split("."):
+        found = getattr(found, name)
+    if not callable(found):
+        raise ValueError(f"{target} is not callable")
+    function: Callable[[], None] = found
+    return function
+
+
+def _as_main(argv: list[str], run: Callable[[], object]) -> Callable[[], None]:
+    def run_as_main() -> None:
+        saved = sys.argv
+        sys.argv = argv
+        try:
+            run()
+        except SystemExit as exit:
+            if exit.code not in (None, 0):
+                raise
+        finally:
+            sys.argv = saved
+
+    return run_as_main
+
+
+def _describe(options: argparse.Namespace) -> str:
+    if options.code is not None:
+        return "the code"
+    return f"module {options.module}" if options.module else options.target
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value

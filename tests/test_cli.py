@@ -1,0 +1,130 @@
+"""python -m check_leaks: the same report as the API, and exit codes that
+fit CI."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+LEAKY_MODULE = """
+CACHE = []
+
+
+def handle():
+    CACHE.append({"n": 1})
+
+
+def clean():
+    sum(float(i) for i in range(100))
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "leaky_mod.py").write_text(LEAKY_MODULE)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "check_leaks", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PYTHONPATH": str(cwd)},
+        timeout=300,
+    )
+
+
+def assert_reports_the_leak(done, workdir):
+    assert done.returncode == 1, done.stderr
+    assert f"allocated at {workdir / 'leaky_mod.py'}:6" in done.stdout
+    assert "held by global `CACHE` of module `leaky_mod`" in done.stdout
+
+
+def test_function_target(workdir):
+    assert_reports_the_leak(run_cli("leaky_mod:handle", cwd=workdir), workdir)
+
+
+def test_script_target_gets_its_arguments(workdir):
+    (workdir / "script.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import leaky_mod
+            assert sys.argv[1:] == ["--times", "1"], sys.argv
+            leaky_mod.handle()
+            """
+        )
+    )
+    assert_reports_the_leak(run_cli("script.py", "--times", "1", cwd=workdir), workdir)
+
+
+def test_module_and_code_targets(workdir):
+    (workdir / "runner.py").write_text("import leaky_mod\nleaky_mod.handle()\n")
+    assert_reports_the_leak(run_cli("-m", "runner", cwd=workdir), workdir)
+    assert_reports_the_leak(
+        run_cli("-c", "import leaky_mod; leaky_mod.handle()", cwd=workdir), workdir
+    )
+
+
+def test_clean_code_exits_zero(workdir):
+    done = run_cli("--repeat", "5", "leaky_mod:clean", cwd=workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(
+        "check_leaks: 0 leaks in leaky_mod.clean (5 runs after 2 warm-ups)"
+    )
+
+
+def test_report_files(workdir):
+    done = run_cli(
+        "--json",
+        "r.json",
+        "--html",
+        "r.html",
+        "--dot",
+        "r.dot",
+        "leaky_mod:handle",
+        cwd=workdir,
+    )
+    assert done.returncode == 1
+    assert json.loads((workdir / "r.json").read_text())["groups"][0]["type"] == "dict"
+    assert (
+        "held by global `CACHE` of module `leaky_mod`"
+        in (workdir / "r.html").read_text()
+    )
+    assert (workdir / "r.dot").read_text().startswith("digraph leaks {")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--repeat", "0", "leaky_mod:handle"],
+        ["leaky_mod:nope"],
+        ["no_such_module:handle"],
+        ["missing.py"],
+        ["-c", "x = (", "--repeat", "1"],
+    ],
+)
+def test_usage_errors_exit_two(workdir, args):
+    done = run_cli(*args, cwd=workdir)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[-1].startswith("python -m check_leaks: error: ")
+
+
+def test_failing_target_exits_two(workdir):
+    done = run_cli("-c", "raise RuntimeError('boom')", cwd=workdir)
+    assert done.returncode == 2
+    assert "RuntimeError: boom" in done.stderr
+
+
+def test_help(workdir):
+    done = run_cli("--help", cwd=workdir)
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: python -m check_leaks")
+    assert "exit status:" in done.stdout

@@ -1,0 +1,124 @@
+"""The pytest plugin, end to end: pytest runs in a subprocess with the
+plugin loaded from its entry point, as a user's pytest would."""
+
+import pytest
+
+MODULE = """
+import pytest
+
+CACHE = []
+
+
+def test_leaks():
+    CACHE.append({"n": 1})
+
+
+def test_clean():
+    sum(float(i) for i in range(100))
+"""
+
+
+def line_of(text):
+    """The line of MODULE holding `text`, as pytester writes the file."""
+    return next(
+        n for n, line in enumerate(MODULE.strip().splitlines(), 1) if text in line
+    )
+
+
+@pytest.fixture
+def test_module(pytester):
+    return pytester.makepyfile(test_module=MODULE)
+
+
+def test_check_leaks_fails_exactly_the_leaking_test(pytester, test_module):
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*check_leaks: 1 leak in test_module.test_leaks (3 runs after 2 warm-ups)*",
+            "LEAK: 3 dict objects*",
+            f"  allocated at {test_module}:{line_of('CACHE.append')}",
+            "  held by global `CACHE` of module `test_module`",
+            "*FAILED test_module.py::test_leaks*",
+        ]
+    )
+
+
+def test_without_the_option_nothing_is_checked(pytester, test_module):
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_marker_checks_one_test(pytester):
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        CACHE = []
+
+        @pytest.mark.check_leaks(repeat=4, warmup=1)
+        def test_marked():
+            CACHE.append([])
+
+        def test_unmarked():
+            CACHE.append([])
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*1 leak in test_marked.test_marked (4 runs after 1 warm-up)*"]
+    )
+
+
+def test_marker_ignores_types(pytester, test_module):
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                item.add_marker(pytest.mark.check_leaks(ignore=["dict"]))
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_fixture_setup_is_not_blamed_on_the_test(pytester):
+    pytester.makepyfile(
+        test_fixture="""
+        import pytest
+
+        KEPT = []
+
+        @pytest.fixture
+        def resource():
+            KEPT.append({"opened": True})
+            return KEPT[-1]
+
+        def test_uses_resource(resource):
+            assert resource["opened"]
+        """
+    )
+    pytester.runpytest_subprocess("--check-leaks").assert_outcomes(passed=1)
+
+
+def test_works_with_x_k_and_parametrize(pytester):
+    pytester.makepyfile(
+        test_params="""
+        import pytest
+
+        CACHE = []
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_leaks(n):
+            CACHE.append([n])
+
+        def test_clean():
+            pass
+        """
+    )
+    pytester.runpytest_subprocess("--check-leaks").assert_outcomes(passed=1, failed=2)
+    pytester.runpytest_subprocess("--check-leaks", "-x").assert_outcomes(failed=1)
+    pytester.runpytest_subprocess("--check-leaks", "-k", "clean").assert_outcomes(
+        passed=1, deselected=2
+    )
