@@ -1,9 +1,14 @@
-//! `cargo xtask bench`: what the patch costs, as ratios measured side by side.
+//! `cargo xtask bench`: speed, as ratios measured side by side in one run.
 //!
-//! Runs `tests/bench/freelist_hot_paths.py` on the vanilla interpreter, on the
-//! patched one with every freelist on, and on the patched one in precise mode.
-//! The three take turns within each round, so drift in machine load hits them
-//! alike, and each keeps its best time.
+//! - What the patch costs: `tests/bench/freelist_hot_paths.py` on the vanilla
+//!   interpreter, on the patched one with every freelist on, and on the
+//!   patched one in precise mode.
+//! - What a leak check costs: `tests/bench/check_big_heap.py` times
+//!   `check_leaks.check()` on a heap of a million objects against the naive
+//!   `gc.get_objects()` diff with a `gc.get_referrers()` scan per new object.
+//!
+//! Everything takes turns within each round, so drift in machine load hits
+//! all alike, and each keeps its best time.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +17,8 @@ use xshell::{cmd, Shell};
 
 use crate::{build_python, flags, paths, phase};
 
-const SCRIPT: &str = "tests/bench/freelist_hot_paths.py";
+const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
+const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
 
 struct Config {
     name: &'static str,
@@ -42,32 +48,51 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
     let debug = paths::python3(&build_python::ensure_variant(false)?);
     let vanilla = paths::python3(&build_python::ensure_variant(true)?);
     let sh = Shell::new()?;
-    let script = paths::project_root().join(SCRIPT);
+    let root = paths::project_root();
+    let (hot_paths, big_heap) = (root.join(HOT_PATHS), root.join(BIG_HEAP));
 
     // best[config][workload] = best seconds over all rounds
     let mut best: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); CONFIGS.len()];
     let mut order = Vec::new();
+    let mut heap = BTreeMap::new();
     for round in 1..=flags.rounds {
         phase::loud(&format!("round {round}/{}", flags.rounds), || {
             for (config, best) in CONFIGS.iter().zip(&mut best) {
                 let python = if config.vanilla { &vanilla } else { &debug };
                 let precise = config.precise.then_some("--precise");
-                let output = cmd!(sh, "{python} {script} {precise...}")
+                let output = cmd!(sh, "{python} {hot_paths} {precise...}")
                     .read()
                     .with_context(|| format!("running the benchmark on {}", config.name))?;
                 for (workload, seconds) in parse(&output)? {
                     if !order.contains(&workload) {
                         order.push(workload.clone());
                     }
-                    let entry = best.entry(workload).or_insert(f64::INFINITY);
-                    *entry = entry.min(seconds);
+                    keep_best(best, workload, seconds);
                 }
+            }
+            let output = cmd!(sh, "{debug} {big_heap}")
+                .read()
+                .context("running the big-heap leak check")?;
+            for (name, value) in parse(&output)? {
+                keep_best(&mut heap, name, value);
             }
             Ok(())
         })?;
     }
     print!("{}", table(&order, &best));
+    let (check, naive) = (heap["check_leaks"], heap["naive"]);
+    println!(
+        "\nleak check on {} live objects: check_leaks {check:.2} s, \
+         naive gc diff + get_referrers {naive:.2} s ({:.2}x)",
+        heap["heap_objects"],
+        check / naive
+    );
     Ok(())
+}
+
+fn keep_best(best: &mut BTreeMap<String, f64>, name: String, value: f64) {
+    let entry = best.entry(name).or_insert(f64::INFINITY);
+    *entry = entry.min(value);
 }
 
 /// `workload seconds` lines, as the script prints them.
