@@ -37,6 +37,8 @@ def test_global_cache():
     )
     assert len(group.held_by) == 2
     assert report and report.leaks == [group]
+    # The traceback starts at the checked code, not in the checker.
+    assert group.traceback[0].startswith(f'  File "{leaky_code.__file__}"')
 
 
 def test_listener_registry_in_a_class_attribute():

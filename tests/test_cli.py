@@ -80,6 +80,15 @@ def test_clean_code_exits_zero(workdir):
     )
 
 
+def test_clean_script_exits_zero(workdir):
+    # runpy's own calls fill CPython's type method cache with fresh name
+    # strings each run; the checker clears it, so they are not leaks.
+    (workdir / "clean.py").write_text("import leaky_mod\nleaky_mod.clean()\n")
+    done = run_cli("clean.py", cwd=workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("check_leaks: 0 leaks in clean.py")
+
+
 def test_report_files(workdir):
     done = run_cli(
         "--json",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 import tracemalloc
 from collections.abc import Callable, Collection, Iterator
 from types import TracebackType
@@ -117,6 +118,10 @@ def _precise_window() -> Iterator[None]:
 
 
 def _collect() -> None:
+    # The type method cache holds the attribute names of recent lookups from
+    # C, keyed by pointer, so it grows with fresh name strings; regrtest -R
+    # clears it before each measurement too.
+    sys._clear_internal_caches()
     # Finalizers can free more objects on the next pass; stop when one frees none.
     for _ in range(3):
         if not gc.collect():

@@ -114,20 +114,25 @@ def _runner(options: argparse.Namespace) -> Callable[[], None]:
     if options.code is not None:
         code = compile(options.code, "<string>", "exec")
         return _as_main(
-            ["-c", *options.args], lambda: exec(code, {"__name__": "__main__"})
+            ["-c", *options.args],
+            lambda: exec(code, {"__name__": "__main__"}),
+            "-c code",
         )
     if options.module is not None:
         module = options.module
         return _as_main(
             [module, *options.args],
             lambda: runpy.run_module(module, run_name="__main__", alter_sys=True),
+            f"-m {module}",
         )
     target = options.target
     if target.endswith(".py") or pathlib.Path(target).is_file():
         if not pathlib.Path(target).is_file():
             raise OSError(f"no such script: {target}")
         return _as_main(
-            [target, *options.args], lambda: runpy.run_path(target, run_name="__main__")
+            [target, *options.args],
+            lambda: runpy.run_path(target, run_name="__main__"),
+            target,
         )
     module_name, colon, attribute = target.partition(":")
     if not colon or not attribute:
@@ -143,7 +148,9 @@ def _runner(options: argparse.Namespace) -> Callable[[], None]:
     return function
 
 
-def _as_main(argv: list[str], run: Callable[[], object]) -> Callable[[], None]:
+def _as_main(
+    argv: list[str], run: Callable[[], object], label: str
+) -> Callable[[], None]:
     def run_as_main() -> None:
         saved = sys.argv
         sys.argv = argv
@@ -155,6 +162,8 @@ def _as_main(argv: list[str], run: Callable[[], object]) -> Callable[[], None]:
         finally:
             sys.argv = saved
 
+    # The report names the target by its function's module and qualname.
+    run_as_main.__module__, run_as_main.__qualname__ = "", label
     return run_as_main
 
 

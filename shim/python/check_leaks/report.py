@@ -9,6 +9,7 @@ import html
 import json
 import linecache
 import os
+import runpy
 import sys
 import tracemalloc
 from collections.abc import Collection
@@ -20,7 +21,8 @@ from .saferepr import safe_repr, type_name, type_name_of_class
 # Traceback frames shown per group.
 SHOWN_FRAMES = 6
 
-_PACKAGE = os.path.dirname(__file__) + os.sep
+# Frames from these run the checked code; they say nothing about it.
+_HARNESS = (os.path.dirname(__file__) + os.sep, runpy.__file__)
 
 
 class LeakError(AssertionError):
@@ -179,15 +181,18 @@ def _group(
 
 
 def _user_frames(traceback: tracemalloc.Traceback | None) -> list[tracemalloc.Frame]:
-    """The allocation traceback, oldest first, without check_leaks' own frames
-    (kept when nothing else is left: a closure cell is made while the checked
-    function is being entered, before its first line runs)."""
+    """The allocation traceback, oldest first, from the checked code down:
+    the frames of check_leaks and runpy, and of whatever called them (pytest),
+    are cut off. If nothing is left, the innermost frame stays: a closure
+    cell is made as the checked function is entered, before its first line."""
     if traceback is None:
         return []
     frames = list(traceback)
-    return [
-        frame for frame in frames if not frame.filename.startswith(_PACKAGE)
-    ] or frames
+    harness = [
+        i for i, frame in enumerate(frames) if frame.filename.startswith(_HARNESS)
+    ]
+    cut = harness[-1] + 1 if harness else 0
+    return frames[cut:] or frames[-1:]
 
 
 def _format(frames: list[tracemalloc.Frame]) -> list[str]:
