@@ -215,42 +215,27 @@ mod tests {
         };
         let base = recipe().key().unwrap();
         assert_eq!(recipe().key().unwrap(), base);
-        assert_ne!(
+        let changed = [
             Recipe {
                 variant: Variant::Vanilla,
                 ..recipe()
-            }
-            .key()
-            .unwrap(),
-            base
-        );
-        assert_ne!(
+            },
             Recipe {
                 configure_args: vec![],
                 ..recipe()
-            }
-            .key()
-            .unwrap(),
-            base
-        );
-        assert_ne!(
+            },
             Recipe {
                 prefix: Some("/opt/py".into()),
                 ..recipe()
-            }
-            .key()
-            .unwrap(),
-            base
-        );
-        assert_ne!(
+            },
             Recipe {
                 source_id: "tree:x".into(),
                 ..recipe()
-            }
-            .key()
-            .unwrap(),
-            base
-        );
+            },
+        ];
+        for recipe in changed {
+            assert_ne!(recipe.key().unwrap(), base);
+        }
         fs::write(&patch, "two").unwrap();
         assert_ne!(recipe().key().unwrap(), base);
     }

@@ -31,8 +31,8 @@ exit status:
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog="python -m check_leaks",
-        description="Run Python code repeatedly and report what it leaks: each leaked object's "
-        "allocation site and who holds it.",
+        description="Run Python code repeatedly and report what it leaks: each leaked\n"
+        "object's allocation site and who holds it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,24 +64,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="runs before measuring (default: 2)",
     )
-    cli.add_argument(
-        "--json",
-        type=pathlib.Path,
-        metavar="FILE",
-        help="also write the report as JSON",
-    )
-    cli.add_argument(
-        "--html",
-        type=pathlib.Path,
-        metavar="FILE",
-        help="also write the report as an HTML page",
-    )
-    cli.add_argument(
-        "--dot",
-        type=pathlib.Path,
-        metavar="FILE",
-        help="also write back-reference graphs for graphviz",
-    )
+    for flag, what in (
+        ("--json", "the report as JSON"),
+        ("--html", "the report as an HTML page"),
+        ("--dot", "back-reference graphs for graphviz"),
+    ):
+        cli.add_argument(
+            flag, type=pathlib.Path, metavar="FILE", help=f"also write {what}"
+        )
     return cli
 
 
