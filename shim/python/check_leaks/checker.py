@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import _shim
-from .report import LeakReport, build_report
+from .report import LeakReport, build_report, gather
 
 # Frames kept per allocation traceback.
 TRACEBACK_FRAMES = 32
@@ -61,9 +61,8 @@ def check(
             snapshots.record()
             runs_left -= 1
         # Inside the window: tracemalloc forgets every trace when it stops.
-        return build_report(
-            snapshots, target=_name_of(func), warmup=warmup, ignore=ignore
-        )
+        evidence = gather(snapshots)
+    return build_report(evidence, target=_name_of(func), warmup=warmup, ignore=ignore)
 
 
 class watch:
@@ -95,12 +94,14 @@ class watch:
         tb: TracebackType | None,
     ) -> None:
         with self._window:
-            if exc_type is None:
-                _collect()
-                self._snapshots.record()
-                self.report = build_report(
-                    self._snapshots, target=self._name, warmup=0, ignore=self._ignore
-                )
+            if exc_type is not None:
+                return
+            _collect()
+            self._snapshots.record()
+            evidence = gather(self._snapshots)
+        self.report = build_report(
+            evidence, target=self._name, warmup=0, ignore=self._ignore
+        )
 
 
 @contextlib.contextmanager

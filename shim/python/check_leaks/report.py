@@ -4,6 +4,7 @@ so it cannot keep a leak alive."""
 
 from __future__ import annotations
 
+import _tracemalloc
 import dataclasses
 import html
 import json
@@ -11,8 +12,7 @@ import linecache
 import os
 import runpy
 import sys
-import tracemalloc
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from . import _shim, holders
@@ -99,67 +99,101 @@ class LeakReport:
         return _html(self)
 
 
-def build_report(
-    snapshots: _shim.Snapshots,
-    *,
-    target: str,
-    warmup: int,
-    ignore: Collection[type | str] = (),
-) -> LeakReport:
-    """Turn the records of a check window into a report. Must run while
-    tracemalloc is still tracing."""
-    ignored = {t if isinstance(t, str) else type_name_of_class(t) for t in ignore}
+# tracemalloc's raw traceback: (filename, lineno) pairs, most recent first.
+RawTraceback = Sequence[tuple[str, int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What a check window found, gathered while tracemalloc still traces.
+
+    The report is built from it after tracing stops: while tracing, every
+    allocation the report makes would cost a traceback of its own, ten times
+    the work on a big heap."""
+
+    heap: _shim.Heap
+    survivors: list[list[int]]  # per run, ids of the objects it left alive
+    unaccounted: dict[int, int]
+    tracebacks: dict[int, RawTraceback | None]
+    object_deltas: list[int]
+    refcount_deltas: list[int]
+    block_deltas: list[int]
+
+
+def gather(snapshots: _shim.Snapshots) -> Evidence:
+    """Everything from a check window that needs tracemalloc still tracing."""
     heap = _shim.Heap(holders.live_frame_edges())
     # The heap keeps everything it lists alive; a survivor missing from it
     # died after the last record.
     survivors = [[i for i in ids if i in heap] for ids in snapshots.survivors()]
     # Count references while only ids are held, so ours are not among them.
     unaccounted = {i: heap.unaccounted_references(i) for ids in survivors for i in ids}
-    roots = holders.roots()
+    # The raw form costs a third of get_object_traceback()'s wrapper objects.
+    tracebacks = {
+        i: _tracemalloc._get_object_traceback(heap.object(i))
+        for ids in survivors
+        for i in ids
+    }
+    return Evidence(
+        heap,
+        survivors,
+        unaccounted,
+        tracebacks,
+        snapshots.object_deltas(),
+        snapshots.refcount_deltas(),
+        snapshots.block_deltas(),
+    )
 
+
+def build_report(
+    evidence: Evidence,
+    *,
+    target: str,
+    warmup: int,
+    ignore: Collection[type | str] = (),
+) -> LeakReport:
+    """Group what the runs left alive by type and allocation line, and say
+    who holds each group."""
+    ignored = {t if isinstance(t, str) else type_name_of_class(t) for t in ignore}
+    heap, survivors = evidence.heap, evidence.survivors
+    roots = holders.roots()
     members: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
     for run, ids in enumerate(survivors):
         for i in ids:
-            obj = heap.object(i)
-            traceback = tracemalloc.get_object_traceback(obj)
-            members.setdefault(
-                (type(obj), traceback[-1] if traceback else None), []
-            ).append((run, i))
+            traceback = evidence.tracebacks[i]
+            key = (type(heap.object(i)), traceback[0] if traceback else None)
+            members.setdefault(key, []).append((run, i))
     groups = [
-        _group(heap, roots, len(survivors), found, unaccounted)
+        _group(evidence, roots, found)
         for (cls, _), found in members.items()
         if type_name_of_class(cls) not in ignored
     ]
     groups.sort(key=lambda g: (not g.leak, -g.size, -g.count, g.type))
-    refcount_deltas = snapshots.refcount_deltas()
     return LeakReport(
         target=target,
         warmup=warmup,
         runs=len(survivors),
         groups=groups,
-        object_deltas=snapshots.object_deltas(),
-        refcount_deltas=refcount_deltas,
-        block_deltas=snapshots.block_deltas(),
-        reference_leak=all(delta > 0 for delta in refcount_deltas)
+        object_deltas=evidence.object_deltas,
+        refcount_deltas=evidence.refcount_deltas,
+        block_deltas=evidence.block_deltas,
+        reference_leak=all(delta > 0 for delta in evidence.refcount_deltas)
         and not any(survivors),
     )
 
 
 def _group(
-    heap: _shim.Heap,
-    roots: dict[int, str],
-    runs: int,
-    found: list[tuple[int, int]],
-    unaccounted: dict[int, int],
+    evidence: Evidence, roots: dict[int, str], found: list[tuple[int, int]]
 ) -> LeakGroup:
-    per_run = [0] * runs
+    heap = evidence.heap
+    per_run = [0] * len(evidence.survivors)
     size = 0
     for run, i in found:
         per_run[run] += 1
         size += _sizeof(heap.object(i))
     example_id = found[0][1]
     example = heap.object(example_id)
-    frames = _user_frames(tracemalloc.get_object_traceback(example))
+    frames = _user_frames(evidence.tracebacks[example_id])
     chain = heap.shortest_path(example_id, roots.keys())
     root = roots[id(chain[0])] if chain else None
     if chain is None:
@@ -170,36 +204,36 @@ def _group(
         size=size,
         per_run=per_run,
         leak=all(per_run),
-        site=f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None,
+        site="{}:{}".format(*frames[-1]) if frames else None,
         traceback=_format(frames[-SHOWN_FRAMES:]),
         example=safe_repr(example),
         root=root,
         chain=[Node(id(obj), type_name(obj), safe_repr(obj, 40)) for obj in chain],
         held_by=holders.describe_chain(chain, roots),
-        unaccounted_references=sum(unaccounted[i] for _, i in found),
+        unaccounted_references=sum(evidence.unaccounted[i] for _, i in found),
     )
 
 
-def _user_frames(traceback: tracemalloc.Traceback | None) -> list[tracemalloc.Frame]:
+def _user_frames(traceback: RawTraceback | None) -> list[tuple[str, int]]:
     """The allocation traceback, oldest first, from the checked code down:
     the frames of check_leaks and runpy, and of whatever called them (pytest),
     are cut off. If nothing is left, the innermost frame stays: a closure
     cell is made as the checked function is entered, before its first line."""
     if traceback is None:
         return []
-    frames = list(traceback)
+    frames = list(reversed(traceback))
     harness = [
-        i for i, frame in enumerate(frames) if frame.filename.startswith(_HARNESS)
+        i for i, (filename, _) in enumerate(frames) if filename.startswith(_HARNESS)
     ]
     cut = harness[-1] + 1 if harness else 0
     return frames[cut:] or frames[-1:]
 
 
-def _format(frames: list[tracemalloc.Frame]) -> list[str]:
+def _format(frames: list[tuple[str, int]]) -> list[str]:
     lines = []
-    for frame in frames:
-        lines.append(f'  File "{frame.filename}", line {frame.lineno}')
-        source = linecache.getline(frame.filename, frame.lineno).strip()
+    for filename, lineno in frames:
+        lines.append(f'  File "{filename}", line {lineno}')
+        source = linecache.getline(filename, lineno).strip()
         if source:
             lines.append(f"    {source}")
     return lines
