@@ -122,3 +122,34 @@ def test_works_with_x_k_and_parametrize(pytester):
     pytester.runpytest_subprocess("--check-leaks", "-k", "clean").assert_outcomes(
         passed=1, deselected=2
     )
+
+
+def test_async_tests_run_unchecked_with_a_warning(pytester):
+    pytester.makeconftest(
+        """
+        import asyncio
+        import inspect
+
+        def pytest_pyfunc_call(pyfuncitem):
+            # A minimal async runner, as pytest-asyncio provides.
+            if inspect.iscoroutinefunction(pyfuncitem.obj):
+                asyncio.run(pyfuncitem.obj())
+                return True
+        """
+    )
+    pytester.makepyfile(
+        test_async="""
+        RAN = []
+
+        async def test_async():
+            RAN.append(1)
+
+        def test_it_really_ran():
+            assert RAN == [1]
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*check_leaks cannot check async test*test_async*it ran unchecked*"]
+    )

@@ -9,6 +9,8 @@ allocates is never blamed on the test. A leak fails the test with the report.
 from __future__ import annotations
 
 import functools
+import inspect
+import warnings
 from typing import Any
 
 import pytest
@@ -56,6 +58,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         **(marker.kwargs if marker else {}),
     }
     test = pyfuncitem.obj
+    if inspect.iscoroutinefunction(test) or inspect.isasyncgenfunction(test):
+        # Calling it would only make a coroutine; its own runner must run it.
+        warnings.warn(
+            pytest.PytestWarning(
+                f"check_leaks cannot check async test {pyfuncitem.nodeid}; it ran unchecked"
+            )
+        )
+        return None
     arguments = {
         name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames
     }
