@@ -85,24 +85,28 @@ pub fn py_bool(value: bool) -> &'static str {
 /// The state of one freelist kind when `freelists()` was called.
 ///
 /// `length` counts the entries parked on the current thread's list and
-/// `capacity` the most it can park.
+/// `capacity` the most it can park. `since_startup` is true while the kind is
+/// still off since `-X precise_tracebacks` (or `PYTHONPRECISETRACEBACKS`)
+/// switched it off at startup.
 #[pyclass(frozen, get_all, module = "check_leaks._shim")]
 pub struct FreeList {
     kind: &'static str,
     enabled: bool,
     length: isize,
     capacity: isize,
+    since_startup: bool,
 }
 
 #[pymethods]
 impl FreeList {
     fn __repr__(&self) -> String {
         format!(
-            "FreeList(kind='{}', enabled={}, length={}, capacity={})",
+            "FreeList(kind='{}', enabled={}, length={}, capacity={}, since_startup={})",
             self.kind,
             py_bool(self.enabled),
             self.length,
-            self.capacity
+            self.capacity,
+            py_bool(self.since_startup)
         )
     }
 }
@@ -118,6 +122,7 @@ pub fn freelists(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             enabled: info.enabled != 0,
             length: info.length,
             capacity: info.capacity,
+            since_startup: info.off_since_startup != 0,
         };
         dict.set_item(kind, freelist)?;
     }

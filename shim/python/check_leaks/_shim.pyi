@@ -31,6 +31,9 @@ class FreeList:
     def length(self) -> int: ...
     @property
     def capacity(self) -> int: ...
+    @property
+    def since_startup(self) -> bool:
+        """Still off since -X precise_tracebacks switched it off at startup."""
 
 @final
 class PreciseTracebacks:
