@@ -142,15 +142,6 @@ def untraced_reuse(kind):
     return {"has_traceback": traceback is not None, "names_creating_line": at_line}
 
 
-def _park_batch(kind, _caller_frame):
-    if kind == "async_gen_value":
-        fill(kind)
-        return _agen.__code__.co_firstlineno + 2  # the `yield` line
-    batch, line = [FACTORIES[kind]() for _ in range(BATCH)], _caller_frame.f_lineno
-    del batch
-    return line
-
-
 @_gc_paused()
 def parked_memory(kind):
     """Free a batch of objects while tracing.
@@ -164,7 +155,12 @@ def parked_memory(kind):
     tracemalloc.start(FRAMES)
     try:
         before = sys.getallocatedblocks()
-        line = _park_batch(kind, frame)
+        if kind == "async_gen_value":
+            fill(kind)  # each step parks the value its yield wrapped
+            line = _agen.__code__.co_firstlineno + 2  # the `yield` line
+        else:
+            batch, line = [FACTORIES[kind]() for _ in range(BATCH)], frame.f_lineno
+            del batch
         blocks = sys.getallocatedblocks() - before
         traced = _bytes_from_line(tracemalloc.take_snapshot(), line)
     finally:

@@ -136,14 +136,7 @@ pub fn build(
 
 /// Swaps `staged` in for `install` with renames, deleting the old tree last.
 fn replace_dir(sh: &Shell, staged: &Path, install: &Path) -> Result<()> {
-    let parent = install.parent().context("install dir has no parent")?;
-    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = install
-        .file_name()
-        .context("install dir has no name")?
-        .to_string_lossy();
-    let new = parent.join(format!("{name}.new-{}", process::id()));
-    let old = parent.join(format!("{name}.old-{}", process::id()));
+    let (new, old) = (sibling(install, "new")?, sibling(install, "old")?);
     // Same filesystem in the common case; a --prefix elsewhere needs a copy first.
     if fs::rename(staged, &new).is_err() {
         cmd!(sh, "cp -a {staged} {new}")
@@ -185,16 +178,22 @@ pub fn link(link: &Path, target: &Path) -> Result<()> {
     if fs::read_link(link).is_ok_and(|t| t == target) {
         return Ok(());
     }
-    let parent = link.parent().context("link has no parent")?;
-    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = link
-        .file_name()
-        .context("link has no name")?
-        .to_string_lossy();
-    let tmp = parent.join(format!(".{name}.tmp-{}", process::id()));
+    let tmp = sibling(link, "tmp")?;
     let _ = fs::remove_file(&tmp);
     symlink(target, &tmp).with_context(|| format!("creating {}", tmp.display()))?;
     fs::rename(&tmp, link).with_context(|| format!("updating {}", link.display()))
+}
+
+/// A scratch path beside `path` (same directory, so a rename onto `path` is
+/// atomic), unique to this process; creates the directory if needed.
+fn sibling(path: &Path, tag: &str) -> Result<PathBuf> {
+    let parent = path.parent().context("path has no parent")?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = path
+        .file_name()
+        .context("path has no name")?
+        .to_string_lossy();
+    Ok(parent.join(format!(".{name}.{tag}-{}", process::id())))
 }
 
 #[cfg(test)]
