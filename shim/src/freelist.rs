@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::bindings as ffi;
 
 /// Every kind by its Python name, in the header's bit order.
-const KINDS: [(&str, c_uint); 10] = [
+const KINDS: [(&str, c_uint); 14] = [
     ("float", ffi::PyFreeList_FLOAT),
     ("tuple", ffi::PyFreeList_TUPLE),
     ("list", ffi::PyFreeList_LIST),
@@ -21,6 +21,10 @@ const KINDS: [(&str, c_uint); 10] = [
     ("async_gen_value", ffi::PyFreeList_ASYNC_GEN_VALUE),
     ("async_gen_asend", ffi::PyFreeList_ASYNC_GEN_ASEND),
     ("object_stack_chunk", ffi::PyFreeList_OBJECT_STACK_CHUNK),
+    ("float_operand", ffi::PyFreeList_FLOAT_OPERAND),
+    ("result_tuple", ffi::PyFreeList_RESULT_TUPLE),
+    ("future_iter", ffi::PyFreeList_FUTURE_ITER),
+    ("deque_block", ffi::PyFreeList_DEQUE_BLOCK),
 ];
 
 /// The mask of every kind.
@@ -87,7 +91,9 @@ pub fn py_bool(value: bool) -> &'static str {
 /// `length` counts the entries parked on the current thread's list and
 /// `capacity` the most it can park. `since_startup` is true while the kind is
 /// still off since `-X precise_tracebacks` (or `PYTHONPRECISETRACEBACKS`)
-/// switched it off at startup.
+/// switched it off at startup. `pushes`, `hits` and `drains` count, since the
+/// interpreter started, the entries parked, the allocations served from the
+/// list (or, for the reuse kinds, the reuses) and the parked entries freed.
 #[pyclass(frozen, get_all, module = "check_leaks._shim")]
 pub struct FreeList {
     kind: &'static str,
@@ -95,18 +101,25 @@ pub struct FreeList {
     length: isize,
     capacity: isize,
     since_startup: bool,
+    pushes: isize,
+    hits: isize,
+    drains: isize,
 }
 
 #[pymethods]
 impl FreeList {
     fn __repr__(&self) -> String {
         format!(
-            "FreeList(kind='{}', enabled={}, length={}, capacity={}, since_startup={})",
+            "FreeList(kind='{}', enabled={}, length={}, capacity={}, since_startup={}, \
+             pushes={}, hits={}, drains={})",
             self.kind,
             py_bool(self.enabled),
             self.length,
             self.capacity,
-            py_bool(self.since_startup)
+            py_bool(self.since_startup),
+            self.pushes,
+            self.hits,
+            self.drains,
         )
     }
 }
@@ -123,6 +136,9 @@ pub fn freelists(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             length: info.length,
             capacity: info.capacity,
             since_startup: info.off_since_startup != 0,
+            pushes: info.pushes,
+            hits: info.hits,
+            drains: info.drains,
         };
         dict.set_item(kind, freelist)?;
     }

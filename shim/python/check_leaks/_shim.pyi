@@ -34,6 +34,15 @@ class FreeList:
     @property
     def since_startup(self) -> bool:
         """Still off since -X precise_tracebacks switched it off at startup."""
+    @property
+    def pushes(self) -> int:
+        """Entries parked on the list since the interpreter started."""
+    @property
+    def hits(self) -> int:
+        """Allocations served from the list (reuse kinds: reuses) since startup."""
+    @property
+    def drains(self) -> int:
+        """Parked entries freed by gc.collect() or a switch since startup."""
 
 @final
 class PreciseTracebacks:
