@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, paths, phase};
+use crate::{build_python, flags, flavor::Flavor, paths, phase};
 
 const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
 const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
@@ -45,8 +45,8 @@ const CONFIGS: [Config; 3] = [
 ];
 
 pub fn run(flags: &flags::Bench) -> Result<()> {
-    let debug = paths::python3(&build_python::ensure_variant(false)?);
-    let vanilla = paths::python3(&build_python::ensure_variant(true)?);
+    let debug = paths::python3(&build_python::ensure_variant(Flavor::Debug.patched())?);
+    let vanilla = paths::python3(&build_python::ensure_variant(Flavor::Debug.vanilla())?);
     let sh = Shell::new()?;
     let root = paths::project_root();
     let (hot_paths, big_heap) = (root.join(HOT_PATHS), root.join(BIG_HEAP));

@@ -7,7 +7,8 @@ use xshell::Shell;
 
 use crate::{
     flags::BuildPython,
-    interpreter::{self, Recipe, Variant, DEFAULT_CONFIGURE_ARGS},
+    flavor::Variant,
+    interpreter::{self, Recipe},
     key, patch, paths, phase,
     pin::PYTHON,
     prereqs, shim,
@@ -18,11 +19,11 @@ pub fn run(flags: &BuildPython) -> Result<()> {
     ensure(flags).map(drop)
 }
 
-/// Returns the install dir of the default patched (or vanilla) interpreter,
-/// brought up to date.
-pub fn ensure_variant(vanilla: bool) -> Result<PathBuf> {
+/// Returns the install dir of `variant` with default options, brought up to date.
+pub fn ensure_variant(variant: Variant) -> Result<PathBuf> {
     ensure(&BuildPython {
-        vanilla,
+        vanilla: variant.vanilla,
+        flavor: variant.flavor,
         ..BuildPython::default()
     })
 }
@@ -31,19 +32,18 @@ pub fn ensure_variant(vanilla: bool) -> Result<PathBuf> {
 pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
     let sh = Shell::new()?;
     let cache = paths::cache_dir()?;
-    let variant = if flags.vanilla {
-        Variant::Vanilla
-    } else {
-        Variant::Debug
+    let variant = Variant {
+        flavor: flags.flavor,
+        vanilla: flags.vanilla,
     };
-    let patches = match variant {
-        Variant::Vanilla => Vec::new(),
-        Variant::Debug => patch::list(&flags.patches.clone().unwrap_or_else(patch::default_dir))?,
+    let patches = if variant.vanilla {
+        Vec::new()
+    } else {
+        patch::list(&flags.patches.clone().unwrap_or_else(patch::default_dir))?
     };
     let configure_args = match &flags.configure_args {
         Some(args) => shell_words::split(args).context("parsing --configure-args")?,
-        None => DEFAULT_CONFIGURE_ARGS
-            .iter()
+        None => (variant.flavor.configure_args().iter())
             .map(|a| a.to_string())
             .collect(),
     };
@@ -70,7 +70,7 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
     };
 
     let interpreter_fresh = key::stamp_matches(&install.join(interpreter::STAMP), &key);
-    let shim_fresh = variant == Variant::Vanilla || shim::is_fresh(&install, &key)?;
+    let shim_fresh = variant.vanilla || shim::is_fresh(&install, &key)?;
     if interpreter_fresh && shim_fresh {
         eprintln!(
             "==> {} python is up to date: {}",

@@ -4,6 +4,8 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::flavor::Flavor;
+
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
@@ -17,7 +19,7 @@ pub struct Xtask {
 
 #[derive(Subcommand)]
 pub enum Task {
-    /// Build (or reuse) the patched debug CPython and install the shim into it.
+    /// Build (or reuse) a patched CPython and install the shim into it.
     BuildPython(BuildPython),
     /// Run the toolkit interpreter (built first if out of date).
     Python(Python),
@@ -32,13 +34,16 @@ pub struct BuildPython {
     /// Build stock CPython without our patches (and without the shim).
     #[arg(long)]
     pub vanilla: bool,
+    /// Which configuration of CPython to build.
+    #[arg(long, value_enum, default_value_t)]
+    pub flavor: Flavor,
     /// A CPython source tarball or an unpacked source tree to build from.
     #[arg(long, value_name = "PATH")]
     pub source: Option<PathBuf>,
     /// Install here instead of the cache directory.
     #[arg(long, value_name = "PATH")]
     pub prefix: Option<PathBuf>,
-    /// Replace the default `./configure` arguments.
+    /// Replace the flavour's default `./configure` arguments.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub configure_args: Option<String>,
     /// Parallel make jobs (default: number of CPUs).
@@ -58,6 +63,9 @@ pub struct Python {
 
 #[derive(Args)]
 pub struct Test {
+    /// Build this flavour (and its vanilla twin) and test on it.
+    #[arg(long, value_enum, default_value_t)]
+    pub flavor: Flavor,
     /// Use this requirements file instead of `tests/requirements.txt`.
     #[arg(long, value_name = "FILE", hide = true)]
     pub requirements: Option<PathBuf>,

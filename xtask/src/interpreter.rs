@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{
+    flavor::Variant,
     key::{self, Key},
     patch,
     phase::{self, run_logged, show_log_tail},
@@ -21,26 +22,7 @@ use crate::{
 /// Bump when the build steps change in a way that should rebuild everything.
 const RECIPE_VERSION: &str = "1";
 
-pub const DEFAULT_CONFIGURE_ARGS: &[&str] = &["--with-pydebug", "--with-trace-refs"];
-
 pub const STAMP: &str = "check-leaks-stamp";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    /// Patched debug build: the toolkit interpreter.
-    Debug,
-    /// Stock CPython, to compare against in tests.
-    Vanilla,
-}
-
-impl Variant {
-    pub fn name(self) -> &'static str {
-        match self {
-            Variant::Debug => "debug",
-            Variant::Vanilla => "vanilla",
-        }
-    }
-}
 
 /// Everything that determines the installed interpreter.
 pub struct Recipe {
@@ -157,20 +139,27 @@ fn replace_dir(sh: &Shell, staged: &Path, install: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes `<dir>/<variant>-*` other than `keep`, so the cache doesn't grow.
+/// Removes `<dir>/<variant>-<key>` other than `keep`, so the cache doesn't
+/// grow, and leaves other variants alone (`vanilla-ft-*` is not `vanilla`'s).
 pub fn remove_stale(dir: &Path, variant: Variant, keep: Option<&Path>) -> Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
     };
-    let prefix = format!("{}-", variant.name());
     for entry in entries {
         let path = entry?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if Some(path.as_path()) != keep && name.starts_with(&prefix) {
+        if Some(path.as_path()) != keep && is_dir_of(&name, variant) {
             fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
     Ok(())
+}
+
+/// Whether `name` is `<variant>-` followed by a 16-digit key prefix.
+fn is_dir_of(name: &str, variant: Variant) -> bool {
+    name.strip_prefix(variant.name())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|key| key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Points `link` at `target`, replacing any old link in one rename.
@@ -199,6 +188,7 @@ fn sibling(path: &Path, tag: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flavor::Flavor;
 
     #[test]
     fn key_follows_every_input() {
@@ -206,7 +196,7 @@ mod tests {
         let patch = dir.path().join("0001-a.patch");
         fs::write(&patch, "one").unwrap();
         let recipe = || Recipe {
-            variant: Variant::Debug,
+            variant: Flavor::Debug.patched(),
             source_id: PYTHON.sha256.into(),
             patches: vec![patch.clone()],
             configure_args: vec!["--with-pydebug".into()],
@@ -216,7 +206,11 @@ mod tests {
         assert_eq!(recipe().key().unwrap(), base);
         let changed = [
             Recipe {
-                variant: Variant::Vanilla,
+                variant: Flavor::Debug.vanilla(),
+                ..recipe()
+            },
+            Recipe {
+                variant: Flavor::Ft.patched(),
                 ..recipe()
             },
             Recipe {
@@ -255,5 +249,27 @@ mod tests {
         link(&link_path, &install).unwrap();
         link(&link_path, dir.path()).unwrap();
         assert_eq!(fs::read_link(&link_path).unwrap(), dir.path());
+    }
+
+    #[test]
+    fn stale_dirs_are_only_the_variants_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "vanilla-0123456789abcdef",
+            "vanilla-fedcba9876543210",
+            "vanilla-ft-0123456789abcdef",
+            "debug-0123456789abcdef",
+        ];
+        for name in names {
+            fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let keep = dir.path().join(names[1]);
+        remove_stale(dir.path(), Flavor::Debug.vanilla(), Some(&keep)).unwrap();
+        let mut left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [names[3], names[1], names[2]]);
     }
 }

@@ -6,6 +6,7 @@ mod apt_sources;
 mod bench;
 mod build_python;
 mod flags;
+mod flavor;
 mod interpreter;
 mod key;
 mod patch;

@@ -8,10 +8,10 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, paths};
+use crate::{build_python, flags, flavor::Flavor, paths};
 
 pub fn run(flags: &flags::Python) -> Result<ExitCode> {
-    let install = build_python::ensure_variant(false)?;
+    let install = build_python::ensure_variant(Flavor::Debug.patched())?;
     let sh = Shell::new()?;
     let (python, args) = (paths::python3(&install), &flags.args);
     let status = Command::from(cmd!(sh, "{python} {args...}"))

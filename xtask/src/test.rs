@@ -17,9 +17,9 @@ const SHIM_PACKAGE: &str = "check-leaks-shim";
 const REQUIREMENTS_STAMP: &str = "check-leaks-test-reqs-stamp";
 
 pub fn run(flags: &flags::Test) -> Result<()> {
-    let debug = build_python::ensure_variant(false)?;
-    let vanilla = build_python::ensure_variant(true)?;
-    let (python, vanilla_python) = (paths::python3(&debug), paths::python3(&vanilla));
+    let patched = build_python::ensure_variant(flags.flavor.patched())?;
+    let vanilla = build_python::ensure_variant(flags.flavor.vanilla())?;
+    let (python, vanilla_python) = (paths::python3(&patched), paths::python3(&vanilla));
     let root = paths::project_root();
     let sh = Shell::new()?;
     let _cwd = sh.push_dir(&root);
@@ -33,7 +33,7 @@ pub fn run(flags: &flags::Test) -> Result<()> {
         .clone()
         .unwrap_or_else(|| root.join("tests/requirements.txt"));
     phase::loud("test requirements", || {
-        install_requirements(&sh, &debug, &requirements)
+        install_requirements(&sh, &patched, &requirements)
     })?;
     phase::loud("pytest", || {
         let args = &flags.pytest_args;
