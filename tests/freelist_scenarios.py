@@ -7,10 +7,13 @@ JSON. The tests run each scenario twice in one process, with freelists on and in
 precise mode, and compare the facts with that unpatched run.
 """
 
+import asyncio
+import collections
 import contextlib
 import contextvars
 import ctypes
 import gc
+import itertools
 import json
 import sys
 import tracemalloc
@@ -57,6 +60,19 @@ def _asend():
     return awaitable
 
 
+def _pending_future():
+    """A C-accelerated asyncio future whose loop is already closed: awaiting it
+    only makes a future iterator, which is all the scenarios need."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.create_future()
+    finally:
+        loop.close()
+
+
+_FUTURE = _pending_future()
+
+
 # One factory per kind whose objects Python code can hold: each call builds one
 # new object through the path that pops that kind's freelist.
 FACTORIES = {
@@ -67,6 +83,7 @@ FACTORIES = {
     "slice": lambda: slice(_ITEMS, None),
     "context": contextvars.copy_context,
     "async_gen_asend": _asend,
+    "future_iter": _FUTURE.__await__,
 }
 
 
@@ -149,7 +166,12 @@ def parked_memory(kind):
     Returns the bytes tracemalloc still attributes to the line that created
     them, and how many more blocks the allocator has in use than before.
     """
-    fill(kind)  # warm the path, so lazy caches and the code itself settle
+    # Warm the path with one object, so lazy caches and the code settle. One,
+    # because gc.collect() does not drain every list (asyncio's, for one).
+    if kind == "async_gen_value":
+        _async_gen_step(_AGEN)
+    else:
+        FACTORIES[kind]()
     gc.collect()
     frame = sys._getframe()
     tracemalloc.start(FRAMES)
@@ -232,6 +254,120 @@ def freed_float_bytes():
     return {"still_readable": raw == value, "poisoned": raw == b"\xdd" * len(raw)}
 
 
+def _innermost_line(obj):
+    traceback = tracemalloc.get_object_traceback(obj)
+    return None if traceback is None else (traceback[-1].filename, traceback[-1].lineno)
+
+
+def _temporary():
+    return float(_TEXT)
+
+
+_HALF = 0.5
+
+
+@_gc_paused()
+def float_operand_site():
+    """A float computed from a temporary, ``_temporary() + _HALF``.
+
+    Returns whether the result's traceback starts at the line that computed it,
+    or at the line inside ``_temporary()`` that made the operand. The loop lets
+    the interpreter specialize the addition first.
+    """
+    frame = sys._getframe()
+    gc.collect()
+    tracemalloc.start(FRAMES)
+    try:
+        for _ in range(8):
+            total, line = _temporary() + _HALF, frame.f_lineno
+        innermost = _innermost_line(total)
+    finally:
+        tracemalloc.stop()
+    operand_line = _temporary.__code__.co_firstlineno + 1
+    return {
+        "names_operand_line": innermost == (__file__, operand_line),
+        "names_computing_line": innermost == (__file__, line),
+    }
+
+
+# Iterators that hand out a result tuple, each made from fresh inputs.
+RESULT_ITERATORS = {
+    "zip": lambda: zip(_ITEMS, _ITEMS),
+    "enumerate": lambda: enumerate(_ITEMS),
+    "dict_items": lambda: iter(dict.fromkeys(_ITEMS).items()),
+    "reversed_dict_items": lambda: reversed(dict.fromkeys(_ITEMS).items()),
+    "ordered_dict_items": lambda: iter(
+        collections.OrderedDict.fromkeys(_ITEMS).items()
+    ),
+    "pairwise": lambda: itertools.pairwise(_ITEMS),
+    "zip_longest": lambda: itertools.zip_longest(_ITEMS, _ITEMS),
+    "product": lambda: itertools.product(_ITEMS),
+    "combinations": lambda: itertools.combinations(_ITEMS, 1),
+    "combinations_with_replacement": lambda: itertools.combinations_with_replacement(
+        _ITEMS, 1
+    ),
+    "permutations": lambda: itertools.permutations(_ITEMS, 1),
+}
+
+
+@_gc_paused()
+def result_tuple_site(kind):
+    """The second tuple an iterator yields, after the consumer dropped the first.
+
+    Returns whether it has a traceback, and whether that starts at the line
+    that called ``next()`` rather than at an earlier step or the iterator's
+    construction.
+    """
+    frame = sys._getframe()
+    gc.collect()
+    tracemalloc.start(FRAMES)
+    try:
+        iterator = RESULT_ITERATORS[kind]()
+        next(iterator)
+        item, line = next(iterator), frame.f_lineno
+        innermost = _innermost_line(item)
+    finally:
+        tracemalloc.stop()
+    return {
+        "has_traceback": innermost is not None,
+        "names_next_line": innermost == (__file__, line),
+    }
+
+
+# The spare blocks a deque keeps (MAXFREEBLOCKS), and enough items to fill
+# more blocks than that, at 64 items a block.
+DEQUE_SPARE_BLOCKS = 16
+_DEQUE_ITEMS = range(64 * (DEQUE_SPARE_BLOCKS + 8))
+_DEQUE_BLOCK_BYTES = 64 * ctypes.sizeof(ctypes.c_void_p)
+
+
+@_gc_paused()
+def deque_spare_blocks():
+    """Fill a deque, empty it, then fill it again from another line.
+
+    Returns how many more allocator blocks the emptied deque holds than it did
+    empty before the first fill, and how many blocks tracemalloc attributes to
+    the first fill after the second one. A few small objects made on those
+    lines, such as the line number, count too.
+    """
+    frame = sys._getframe()
+    deque = collections.deque()
+    gc.collect()
+    tracemalloc.start(FRAMES)
+    try:
+        before = sys.getallocatedblocks()
+        _, first_line = deque.extend(_DEQUE_ITEMS), frame.f_lineno
+        deque.clear()
+        held = sys.getallocatedblocks() - before
+        deque.extend(_DEQUE_ITEMS)
+        only = tracemalloc.Filter(True, __file__, lineno=first_line, all_frames=True)
+        traces = tracemalloc.take_snapshot().filter_traces([only]).traces
+        stale = sum(trace.size >= _DEQUE_BLOCK_BYTES for trace in traces)
+    finally:
+        tracemalloc.stop()
+    return {"held_blocks": held, "first_fill_blocks": stale}
+
+
 PARKED_KINDS = [*FACTORIES, "async_gen_value"]
 SAME_SIZE_KINDS = list(SAME_SIZE)
 
@@ -244,6 +380,11 @@ def observe_all():
         "stale_keys_site": stale_keys_site(),
         "id_reuse": {kind: id_reuse(kind) for kind in SAME_SIZE_KINDS},
         "freed_float_bytes": freed_float_bytes(),
+        "float_operand_site": float_operand_site(),
+        "result_tuple_site": {
+            kind: result_tuple_site(kind) for kind in RESULT_ITERATORS
+        },
+        "deque_spare_blocks": deque_spare_blocks(),
     }
 
 

@@ -1,5 +1,7 @@
 """The Python API of check_leaks' freelist control."""
 
+import gc
+
 import check_leaks
 import pytest
 
@@ -31,7 +33,51 @@ def test_freelists_reports_every_kind():
     assert list(infos) == list(check_leaks.KINDS)
     for kind, info in infos.items():
         assert info.kind == kind and info.enabled
-        assert 0 <= info.length <= info.capacity
+        # Each deque keeps its own spare blocks: no single capacity.
+        assert info.capacity == -1 or 0 <= info.length <= info.capacity
+
+
+def test_each_list_holds_what_its_counters_leave():
+    for info in check_leaks.freelists().values():
+        if info.capacity == 0:  # reuse in place: nothing is ever parked
+            assert (info.length, info.pushes, info.drains) == (0, 0, 0), info
+        else:
+            assert info.length == info.pushes - info.hits - info.drains, info
+
+
+def test_counters_follow_a_batch_through_the_list_freelist():
+    def counts():
+        info = check_leaks.freelists()["list"]
+        return info.pushes, info.hits, info.drains, info.length
+
+    gc.collect()
+    pushes, hits, drains, _ = counts()
+    batch = [[] for _ in range(40)]
+    del batch
+    parked_pushes, _, _, parked = counts()
+    assert parked_pushes - pushes >= 40 and parked >= 40
+    batch = [[] for _ in range(40)]
+    assert counts()[1] - hits >= 40
+    del batch
+    parked = counts()[3]
+    gc.collect()
+    assert counts()[2] - drains >= parked and counts()[3] == 0
+
+
+@pytest.mark.parametrize("precise", [False, True])
+def test_reuse_kinds_count_each_reuse_while_on(precise):
+    def hits():
+        return check_leaks.freelists()["result_tuple"].hits
+
+    with check_leaks.precise_tracebacks(precise):
+        before = hits()
+        for _a, _b in zip(range(100), range(100)):  # drops each tuple at once
+            pass
+        reuses = hits() - before
+    if precise:
+        assert reuses == 0
+    else:
+        assert reuses >= 100
 
 
 def test_set_freelist_returns_the_previous_state():
