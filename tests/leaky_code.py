@@ -1,6 +1,8 @@
 """Code that leaks, for the checker's tests. Each allocation a test looks for
 ends with a `# leak: NAME` comment, so the test can find its line."""
 
+import itertools
+import struct
 import sys
 
 REGISTRY = []
@@ -83,6 +85,14 @@ def clean_work():
     window = sorted(lengths.items())[1:10:2]
     warm_cache()
     return total, window, sys.intern(text[:5]), Finalized.__del__, tuple(parts[:3])
+
+
+_FORMATS = itertools.count(1)
+
+
+def pack_fresh_format():
+    """struct compiles and caches every format it has not seen yet."""
+    return struct.pack(f"{next(_FORMATS)}x")
 
 
 def line_of(name):

@@ -2,11 +2,17 @@
 type, allocation line and holder; clean code gives an empty report."""
 
 import json
+import sys
 import tracemalloc
 
 import check_leaks
 import leaky_code
 import pytest
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(sys, "getobjects"),
+    reason="the leak checker needs the debug flavour (--with-trace-refs)",
+)
 
 REPEAT = 3
 
@@ -101,6 +107,11 @@ def test_clean_code_gives_an_empty_report():
     report = check_leaks.check(leaky_code.clean_work, repeat=10)
     assert not report, str(report)
     assert report.groups == []
+
+
+def test_struct_format_cache_is_not_a_leak():
+    report = check_leaks.check(leaky_code.pack_fresh_format, repeat=REPEAT)
+    assert not report, str(report)
 
 
 @pytest.mark.parametrize("kind", ["float", "tuple", "list"])

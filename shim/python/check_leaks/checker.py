@@ -123,6 +123,11 @@ def _collect() -> None:
     # C, keyed by pointer, so it grows with fresh name strings; regrtest -R
     # clears it before each measurement too.
     sys._clear_internal_caches()
+    # struct keeps a compiled Struct per format it has seen, up to 100; regrtest
+    # -R clears that cache too.
+    struct = sys.modules.get("_struct")
+    if struct is not None:
+        struct._clearcache()
     # Finalizers can free more objects on the next pass; stop when one frees none.
     for _ in range(3):
         if not gc.collect():
