@@ -6,6 +6,8 @@ of several repeats. With `--precise` every freelist is switched off first;
 that flag needs the patched interpreter.
 """
 
+import asyncio
+import collections
 import contextvars
 import sys
 import time
@@ -19,7 +21,19 @@ async def _agen():
         yield ITEMS
 
 
+def _pending_future():
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.create_future()
+    finally:
+        loop.close()
+
+
+FUTURE = _pending_future()
+
+
 def floats(n):
+    # Also the eval loop's reuse of a dead float operand.
     x = float(TEXT)
     for _ in range(n):
         x = x * 1.0000001 + 0.5
@@ -59,7 +73,38 @@ def async_gens(n):
             pass
 
 
-WORKLOADS = [floats, tuples, lists, dicts, slices, contexts, async_gens]
+def zips(n):
+    # The result tuple refilled on every step.
+    for _ in zip(range(n), range(n)):
+        pass
+
+
+def future_iters(n):
+    for _ in range(n):
+        FUTURE.__await__()
+
+
+def deques(n):
+    # A block allocated and freed every 64 steps.
+    queue = collections.deque()
+    for i in range(n):
+        queue.append(i)
+        if len(queue) > 100:
+            queue.popleft()
+
+
+WORKLOADS = [
+    floats,
+    tuples,
+    lists,
+    dicts,
+    slices,
+    contexts,
+    async_gens,
+    zips,
+    future_iters,
+    deques,
+]
 LOOPS = 200_000
 REPEATS = 5
 
