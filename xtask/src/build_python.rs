@@ -1,6 +1,10 @@
 //! `cargo xtask build-python`: bring an interpreter (and its shim) up to date.
 
-use std::{path::PathBuf, thread};
+use std::{
+    fs::{self, File, TryLockError},
+    path::{Path, PathBuf},
+    thread,
+};
 
 use anyhow::{Context, Result};
 use xshell::Shell;
@@ -69,6 +73,7 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
             .join(format!("{}-{}", variant.name(), &key[..16])),
     };
 
+    let _lock = lock(&cache, variant)?;
     let interpreter_fresh = key::stamp_matches(&install.join(interpreter::STAMP), &key);
     let shim_fresh = variant.vanilla || shim::is_fresh(&install, &key)?;
     if interpreter_fresh && shim_fresh {
@@ -100,4 +105,28 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
         phase::loud("shim", || shim::build(&sh, &install, &key))?;
     }
     Ok(install)
+}
+
+/// Holds the variant's build lock until dropped. Two runs building the same
+/// variant would clear each other's build dir; the second one waits, then
+/// finds what the first one built up to date.
+fn lock(cache: &Path, variant: Variant) -> Result<File> {
+    fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let path = cache.join(format!("{}.lock", variant.name()));
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            eprintln!(
+                "==> waiting for another build of {} python to finish",
+                variant.name()
+            );
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    Ok(file)
 }
