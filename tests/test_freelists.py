@@ -13,6 +13,11 @@ import check_leaks
 import freelist_scenarios as scenarios
 import pytest
 
+# The release flavour has neither the debug allocator nor reference totals.
+needs_pydebug = pytest.mark.skipif(
+    not hasattr(sys, "gettotalrefcount"), reason="needs a --with-pydebug build"
+)
+
 
 def both_ways(scenario, *args):
     """The scenario's facts with freelists on, then in precise mode."""
@@ -102,6 +107,7 @@ def test_dead_address_goes_back_to_the_allocator(kind):
     assert truthful["allocator_reused_it"] and not truthful["same_kind_took_it"]
 
 
+@needs_pydebug
 def test_freed_float_is_poisoned_by_the_debug_allocator():
     misleading, truthful = both_ways(scenarios.freed_float_bytes)
     assert misleading["still_readable"] and not misleading["poisoned"]
@@ -129,6 +135,7 @@ def test_switched_off_kind_stays_empty_across_gc(kind):
         assert (info.enabled, info.length) == (False, 0)
 
 
+@needs_pydebug
 def test_total_refcount_stays_flat_over_repeated_switching():
     def switch_every_kind():
         for kind in check_leaks.KINDS:
