@@ -6,6 +6,7 @@ import struct
 import sys
 
 REGISTRY = []
+ITEMS = [1, 2, 3]
 
 
 def global_cache():

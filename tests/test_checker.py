@@ -109,6 +109,18 @@ def test_clean_code_gives_an_empty_report():
     assert report.groups == []
 
 
+def test_report_says_what_was_recycled_during_the_runs():
+    def tuples_recycled():
+        check_leaks.set_freelist("tuple", True)  # the window restores it after
+        for _ in range(50):
+            tuple(leaky_code.ITEMS)
+
+    report = check_leaks.check(tuples_recycled, repeat=REPEAT)
+    assert report.recycled["tuple"] >= 50 * REPEAT
+    assert "recycled during the runs, so some tracebacks may be stale: " in str(report)
+    assert check_leaks.check(leaky_code.clean_work, repeat=REPEAT).recycled == {}
+
+
 def test_struct_format_cache_is_not_a_leak():
     report = check_leaks.check(leaky_code.pack_fresh_format, repeat=REPEAT)
     assert not report, str(report)

@@ -51,6 +51,7 @@ def check(
         for _ in range(warmup):
             func(*args, **kwargs)
         _collect()
+        hits = _hits()
         snapshots.record()
         # A counter, not a `for` loop: a loop's iterator would be alive from
         # run 1 on, an object and a reference the checker itself left behind.
@@ -60,9 +61,16 @@ def check(
             _collect()
             snapshots.record()
             runs_left -= 1
+        recycled = _recycled_since(hits)
         # Inside the window: tracemalloc forgets every trace when it stops.
         evidence = gather(snapshots)
-    return build_report(evidence, target=_name_of(func), warmup=warmup, ignore=ignore)
+    return build_report(
+        evidence,
+        target=_name_of(func),
+        warmup=warmup,
+        ignore=ignore,
+        recycled=recycled,
+    )
 
 
 class watch:
@@ -78,12 +86,14 @@ class watch:
         self._name = name
         self._ignore = ignore
         self._snapshots = _shim.Snapshots()
+        self._hits: dict[str, int] = {}
         self._window = contextlib.ExitStack()
         self.report = None
 
     def __enter__(self) -> Self:
         self._window.enter_context(_precise_window())
         _collect()
+        self._hits = _hits()
         self._snapshots.record()
         return self
 
@@ -98,9 +108,14 @@ class watch:
                 return
             _collect()
             self._snapshots.record()
+            recycled = _recycled_since(self._hits)
             evidence = gather(self._snapshots)
         self.report = build_report(
-            evidence, target=self._name, warmup=0, ignore=self._ignore
+            evidence,
+            target=self._name,
+            warmup=0,
+            ignore=self._ignore,
+            recycled=recycled,
         )
 
 
@@ -116,6 +131,19 @@ def _precise_window() -> Iterator[None]:
         finally:
             if started:
                 tracemalloc.stop()
+
+
+def _hits() -> dict[str, int]:
+    return {kind: info.hits for kind, info in _shim.freelists().items()}
+
+
+def _recycled_since(hits: dict[str, int]) -> dict[str, int]:
+    """Per kind, the objects recycled since `hits` were counted. Precise mode
+    keeps this empty unless the checked code switches a kind back on (or, in
+    the free-threaded build, runs on a thread the counts do not see)."""
+    return {
+        kind: now - hits[kind] for kind, now in _hits().items() if now != hits[kind]
+    }
 
 
 def _collect() -> None:

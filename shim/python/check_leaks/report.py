@@ -74,6 +74,8 @@ class LeakReport:
     # The total refcount rose in every run, yet no run left a new object: a
     # reference leaked on an object that already existed.
     reference_leak: bool
+    # Objects recycled per kind during the runs: their tracebacks may be stale.
+    recycled: dict[str, int]
 
     @property
     def leaks(self) -> list[LeakGroup]:
@@ -151,6 +153,7 @@ def build_report(
     target: str,
     warmup: int,
     ignore: Collection[type | str] = (),
+    recycled: dict[str, int],
 ) -> LeakReport:
     """Group what the runs left alive by type and allocation line, and say
     who holds each group."""
@@ -179,6 +182,7 @@ def build_report(
         block_deltas=evidence.block_deltas,
         reference_leak=all(delta > 0 for delta in evidence.refcount_deltas)
         and not any(survivors),
+        recycled=recycled,
     )
 
 
@@ -268,6 +272,12 @@ def _text(report: LeakReport) -> str:
         lines.append(
             "the total refcount grew in every run with no new object to explain it: "
             "a reference leaked on an object that already existed (a missing Py_DECREF?)"
+        )
+    if report.recycled:
+        counts = ", ".join(f"{kind} {n}" for kind, n in report.recycled.items())
+        lines.append(
+            f"recycled during the runs, so some tracebacks may be stale: {counts} "
+            "(was a kind switched back on?)"
         )
     return "\n".join(lines)
 
