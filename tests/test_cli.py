@@ -8,6 +8,11 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.skipif(
+    not hasattr(sys, "getobjects"),
+    reason="the leak checker needs the debug flavour (--with-trace-refs)",
+)
+
 LEAKY_MODULE = """
 CACHE = []
 

@@ -1,7 +1,14 @@
 """The pytest plugin, end to end: pytest runs in a subprocess with the
 plugin loaded from its entry point, as a user's pytest would."""
 
+import sys
+
 import pytest
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(sys, "getobjects"),
+    reason="the leak checker needs the debug flavour (--with-trace-refs)",
+)
 
 MODULE = """
 import pytest
