@@ -66,10 +66,15 @@ pub struct Test {
     /// Build this flavour (and its vanilla twin) and test on it.
     #[arg(long, value_enum, default_value_t)]
     pub flavor: Flavor,
+    /// Instead: CPython's own tests of what the patches touch, in every
+    /// freelist mode, compared with the vanilla build.
+    #[arg(long)]
+    pub cpython_suite: bool,
     /// Use this requirements file instead of `tests/requirements.txt`.
     #[arg(long, value_name = "FILE", hide = true)]
     pub requirements: Option<PathBuf>,
-    /// Arguments passed to pytest.
+    /// Arguments passed to pytest (with --cpython-suite: the CPython test
+    /// modules to run instead of the default set).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub pytest_args: Vec<OsString>,
 }

@@ -5,6 +5,7 @@
 mod apt_sources;
 mod bench;
 mod build_python;
+mod cpython_suite;
 mod flags;
 mod flavor;
 mod interpreter;
@@ -27,6 +28,9 @@ fn main() -> ExitCode {
     let result = match flags::Xtask::parse().task {
         flags::Task::BuildPython(flags) => build_python::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Python(flags) => python::run(&flags),
+        flags::Task::Test(flags) if flags.cpython_suite => {
+            cpython_suite::run(&flags).map(|()| ExitCode::SUCCESS)
+        }
         flags::Task::Test(flags) => test::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Bench(flags) => bench::run(&flags).map(|()| ExitCode::SUCCESS),
     };

@@ -4,7 +4,7 @@ use std::{
     fs::{self, OpenOptions},
     io::{IsTerminal, Write},
     path::Path,
-    process::Command,
+    process::{Command, ExitStatus},
     sync::mpsc::{self, RecvTimeoutError},
     thread,
     time::{Duration, Instant},
@@ -79,23 +79,29 @@ fn finish<T>(name: &str, started: Instant, result: Result<T>) -> Result<T> {
 /// Runs `cmd` with its output appended to `log`.
 pub fn run_logged(cmd: Cmd<'_>, log: &Path) -> Result<()> {
     let shown = cmd.to_string();
-    let mut out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("opening {}", log.display()))?;
-    writeln!(out, "$ {shown}")?;
-    let status = Command::from(cmd)
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .status()
-        .with_context(|| format!("starting `{shown}`"))?;
+    let status = status_logged(cmd, log)?;
     ensure!(
         status.success(),
         "`{shown}` failed ({status}); see {}",
         log.display()
     );
     Ok(())
+}
+
+/// Runs `cmd` with its output appended to `log`, and returns how it exited.
+pub fn status_logged(cmd: Cmd<'_>, log: &Path) -> Result<ExitStatus> {
+    let shown = cmd.to_string();
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    writeln!(out, "$ {shown}")?;
+    Command::from(cmd)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .with_context(|| format!("starting `{shown}`"))
 }
 
 /// Prints the end of a build log so failures can be diagnosed from CI output.
