@@ -51,7 +51,8 @@ enum Mode {
     FreelistsOn,
     /// Every freelist off from startup (the environment reaches the workers).
     Precise,
-    /// Every freelist flipped off or on at each collection.
+    /// Every freelist flipped off or on at each collection, by
+    /// `tests/cpython_suite/switching/sitecustomize.py`.
     Switching,
     /// Precise mode under `-R 3:3`: the same outcomes, and nothing may leak.
     Refleaks,
@@ -74,8 +75,11 @@ impl Mode {
 
     fn dir_name(self) -> &'static str {
         match self {
+            Mode::Vanilla => "vanilla",
+            Mode::FreelistsOn => "freelists-on",
+            Mode::Precise => "precise",
+            Mode::Switching => "switching",
             Mode::Refleaks => "refleaks",
-            _ => self.name().split(' ').next().unwrap_or_default(),
         }
     }
 }
@@ -92,10 +96,9 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     let suites: Vec<String> = match flags.pytest_args.as_slice() {
         [] => SUITES.iter().map(|s| s.to_string()).collect(),
         args => (args.iter())
-            .map(|a| {
-                a.to_str()
-                    .map(String::from)
-                    .context("test names must be UTF-8")
+            .map(|arg| match arg.to_str() {
+                Some(name) if name.starts_with("test_") => Ok(name.to_owned()),
+                _ => bail!("not a CPython test module: {arg:?}"),
             })
             .collect::<Result<_>>()?,
     };
