@@ -13,8 +13,6 @@ pytest_plugins = ["pytester"]
 @pytest.fixture(scope="session")
 def leakext(tmp_path_factory):
     """tests/leakext/leakext.c, compiled against the running interpreter."""
-    if not hasattr(sys, "getobjects"):
-        pytest.skip("leakext is for the leak checker: debug flavour only")
     source = pathlib.Path(__file__).parent / "leakext" / "leakext.c"
     out = tmp_path_factory.mktemp("leakext")
     target = out / f"leakext{sysconfig.get_config_var('EXT_SUFFIX')}"

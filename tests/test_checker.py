@@ -2,17 +2,14 @@
 type, allocation line and holder; clean code gives an empty report."""
 
 import json
-import sys
 import tracemalloc
 
 import check_leaks
 import leaky_code
 import pytest
+from flavors import needs_trace_refs
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(sys, "getobjects"),
-    reason="the leak checker needs the debug flavour (--with-trace-refs)",
-)
+pytestmark = needs_trace_refs
 
 REPEAT = 3
 

@@ -7,11 +7,9 @@ import sys
 import textwrap
 
 import pytest
+from flavors import needs_trace_refs
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(sys, "getobjects"),
-    reason="the leak checker needs the debug flavour (--with-trace-refs)",
-)
+pytestmark = needs_trace_refs
 
 LEAKY_MODULE = """
 CACHE = []

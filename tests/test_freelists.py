@@ -12,11 +12,7 @@ import sys
 import check_leaks
 import freelist_scenarios as scenarios
 import pytest
-
-# The release flavour has neither the debug allocator nor reference totals.
-needs_pydebug = pytest.mark.skipif(
-    not hasattr(sys, "gettotalrefcount"), reason="needs a --with-pydebug build"
-)
+from flavors import needs_pydebug
 
 
 def both_ways(scenario, *args):

@@ -1,14 +1,11 @@
 """The pytest plugin, end to end: pytest runs in a subprocess with the
 plugin loaded from its entry point, as a user's pytest would."""
 
-import sys
 
 import pytest
+from flavors import needs_trace_refs
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(sys, "getobjects"),
-    reason="the leak checker needs the debug flavour (--with-trace-refs)",
-)
+pytestmark = needs_trace_refs
 
 MODULE = """
 import pytest
