@@ -26,6 +26,8 @@ pub fn cache_dir() -> Result<PathBuf> {
     }
 }
 
+/// Every flavour's `make install` links `bin/python3` (ft's interpreter is
+/// `python3.13td`, with `python3.13` and `python3` pointing at it).
 pub fn python3(install: &Path) -> PathBuf {
     install.join("bin/python3")
 }
