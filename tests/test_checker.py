@@ -2,6 +2,7 @@
 type, allocation line and holder; clean code gives an empty report."""
 
 import json
+import sys
 import tracemalloc
 
 import check_leaks
@@ -116,6 +117,14 @@ def test_report_says_what_was_recycled_during_the_runs():
     assert report.recycled["tuple"] >= 50 * REPEAT
     assert "recycled during the runs, so some tracebacks may be stale: " in str(report)
     assert check_leaks.check(leaky_code.clean_work, repeat=REPEAT).recycled == {}
+
+
+def test_other_flavours_get_a_one_line_error(monkeypatch):
+    monkeypatch.delattr(sys, "getobjects")
+    with pytest.raises(RuntimeError, match=r"only the debug flavour has"):
+        check_leaks.check(leaky_code.clean_work)
+    with pytest.raises(RuntimeError, match=r"only the debug flavour has"):
+        check_leaks.watch()
 
 
 def test_struct_format_cache_is_not_a_leak():

@@ -46,7 +46,7 @@ def check(
         raise ValueError(
             f"need warmup >= 0 and repeat >= 1, got warmup={warmup}, repeat={repeat}"
         )
-    snapshots = _shim.Snapshots()
+    snapshots = _snapshots()
     with _precise_window():
         for _ in range(warmup):
             func(*args, **kwargs)
@@ -85,7 +85,7 @@ class watch:
     ) -> None:
         self._name = name
         self._ignore = ignore
-        self._snapshots = _shim.Snapshots()
+        self._snapshots = _snapshots()
         self._hits: dict[str, int] = {}
         self._window = contextlib.ExitStack()
         self.report = None
@@ -131,6 +131,16 @@ def _precise_window() -> Iterator[None]:
         finally:
             if started:
                 tracemalloc.stop()
+
+
+def _snapshots() -> _shim.Snapshots:
+    # Only the debug flavour lists every live object.
+    if not hasattr(sys, "getobjects"):
+        raise RuntimeError(
+            "the leak checker needs sys.getobjects(), which only the debug flavour "
+            "has (--with-trace-refs); build it with `cargo xtask build-python`"
+        )
+    return _shim.Snapshots()
 
 
 def _hits() -> dict[str, int]:
