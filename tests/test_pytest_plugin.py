@@ -1,7 +1,6 @@
 """The pytest plugin, end to end: pytest runs in a subprocess with the
 plugin loaded from its entry point, as a user's pytest would."""
 
-
 import pytest
 from flavors import needs_trace_refs
 
