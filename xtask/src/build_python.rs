@@ -102,7 +102,7 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
         interpreter::link(&link, &install)?;
     }
     if !shim_fresh {
-        phase::loud("shim", || shim::build(&sh, &install, &key))?;
+        phase::loud("shim", || shim::build(&sh, variant.flavor, &install, &key))?;
     }
     Ok(install)
 }
