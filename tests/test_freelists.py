@@ -12,7 +12,7 @@ import sys
 import check_leaks
 import freelist_scenarios as scenarios
 import pytest
-from flavors import needs_pydebug
+from flavors import kinds, needs_pydebug, needs_specialization
 
 
 def both_ways(scenario, *args):
@@ -24,7 +24,7 @@ def both_ways(scenario, *args):
     return misleading, truthful
 
 
-@pytest.mark.parametrize("kind", scenarios.FACTORIES)
+@pytest.mark.parametrize("kind", kinds(scenarios.FACTORIES))
 def test_reused_object_is_traced_to_the_line_that_made_it(kind):
     misleading, truthful = both_ways(scenarios.untraced_reuse, kind)
     assert not misleading["has_traceback"], (
@@ -33,7 +33,7 @@ def test_reused_object_is_traced_to_the_line_that_made_it(kind):
     assert truthful["names_creating_line"]
 
 
-@pytest.mark.parametrize("kind", scenarios.PARKED_KINDS)
+@pytest.mark.parametrize("kind", kinds(scenarios.PARKED_KINDS))
 def test_dead_objects_leave_no_memory_behind(kind):
     misleading, truthful = both_ways(scenarios.parked_memory, kind)
     assert misleading["traced_bytes"] > 0, "parked objects look alive to tracemalloc"
@@ -58,12 +58,14 @@ def test_dict_keys_table_is_traced_to_the_dict_that_uses_it():
     assert truthful["live_line_bytes"] > misleading["live_line_bytes"]
 
 
+@needs_specialization
 def test_float_result_is_traced_to_the_line_that_computed_it():
     misleading, truthful = both_ways(scenarios.float_operand_site)
     assert misleading["names_operand_line"], "the result reuses the dead operand"
     assert truthful["names_computing_line"]
 
 
+@needs_specialization
 def test_float_freelist_alone_does_not_stop_operand_reuse():
     with check_leaks.precise_tracebacks(False):
         check_leaks.set_freelist("float", False)
@@ -117,7 +119,7 @@ def test_switching_back_on_restores_reuse(kind):
         assert scenarios.id_reuse(kind)["same_kind_took_it"]
 
 
-@pytest.mark.parametrize("kind", scenarios.PARKED_KINDS)
+@pytest.mark.parametrize("kind", kinds(scenarios.PARKED_KINDS))
 def test_switched_off_kind_stays_empty_across_gc(kind):
     with check_leaks.precise_tracebacks(False):
         scenarios.fill(kind)
