@@ -9,6 +9,7 @@ precise mode, and compare the facts with that unpatched run.
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import contextvars
 import ctypes
@@ -16,6 +17,7 @@ import gc
 import itertools
 import json
 import sys
+import threading
 import tracemalloc
 
 # Inputs that are never constants, so each factory call builds a new object.
@@ -153,10 +155,54 @@ def untraced_reuse(kind):
         traceback = tracemalloc.get_object_traceback(obj)
     finally:
         tracemalloc.stop()
+    return _traceback_facts(traceback, line)
+
+
+def _traceback_facts(traceback, line):
     at_line = traceback is not None and any(
         frame.filename == __file__ and frame.lineno == line for frame in traceback
     )
     return {"has_traceback": traceback is not None, "names_creating_line": at_line}
+
+
+def in_new_thread(scenario, *args):
+    """The facts of `scenario` run in a thread started for it. In the
+    free-threaded build each thread has its own freelists."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(scenario, *args).result()
+
+
+@_gc_paused()
+def reuse_after_switch(kind, switch):
+    """A running thread fills its list of `kind` before tracing starts. This
+    thread starts tracing and calls `switch()`, then the other thread makes an
+    object of `kind`.
+
+    Returns the facts of untraced_reuse, about the other thread's object.
+    """
+    filled, go = threading.Event(), threading.Lock()
+    go.acquire()
+
+    def other():
+        fill(kind)
+        filled.set()
+        with go:  # releasing a lock allocates nothing that could be reused
+            frame = sys._getframe()
+            obj, line = FACTORIES[kind](), frame.f_lineno
+            return tracemalloc.get_object_traceback(obj), line
+
+    tracemalloc.stop()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        made = pool.submit(other)
+        filled.wait()
+        tracemalloc.start(FRAMES)
+        try:
+            switch()
+            go.release()
+            traceback, line = made.result()
+        finally:
+            tracemalloc.stop()
+    return _traceback_facts(traceback, line)
 
 
 @_gc_paused()
@@ -376,6 +422,12 @@ def observe_all():
     """Every scenario's facts, keyed by scenario and kind."""
     return {
         "untraced_reuse": {kind: untraced_reuse(kind) for kind in FACTORIES},
+        "untraced_reuse_in_new_thread": {
+            kind: in_new_thread(untraced_reuse, kind) for kind in FACTORIES
+        },
+        "reuse_after_switch": {
+            kind: reuse_after_switch(kind, switch=lambda: None) for kind in FACTORIES
+        },
         "parked_memory": {kind: parked_memory(kind) for kind in PARKED_KINDS},
         "stale_keys_site": stale_keys_site(),
         "id_reuse": {kind: id_reuse(kind) for kind in SAME_SIZE_KINDS},
