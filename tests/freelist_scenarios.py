@@ -186,7 +186,7 @@ def reuse_after_switch(kind, switch):
     def other():
         fill(kind)
         filled.set()
-        with go:  # releasing a lock allocates nothing that could be reused
+        with go:  # released by a call that allocates nothing to be reused
             frame = sys._getframe()
             obj, line = FACTORIES[kind](), frame.f_lineno
             return tracemalloc.get_object_traceback(obj), line

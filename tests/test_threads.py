@@ -46,7 +46,8 @@ def test_switching_while_threads_churn_keeps_every_list_consistent():
     and one more switch from here keeps all of them empty."""
     workers = 3
     stop = threading.Event()
-    stopped, switched = threading.Barrier(workers + 1), threading.Barrier(workers + 1)
+    # A timeout turns a worker that died into a failure instead of a hang.
+    stopped, switched = (threading.Barrier(workers + 1, timeout=60) for _ in range(2))
     on, off = [], []
 
     def churn():
