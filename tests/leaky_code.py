@@ -96,6 +96,44 @@ def pack_fresh_format():
     return struct.pack(f"{next(_FORMATS)}x")
 
 
+class Member:
+    pass
+
+
+GENERATION = []
+
+
+def replace_generation():
+    """Keeps one generation alive: each run's replaces the last's, whose
+    addresses the next run may be given."""
+    GENERATION[:] = [Member() for _ in range(20)]  # leak: generation
+
+
+class Link:
+    __slots__ = ("next",)
+
+    def __init__(self):
+        self.next = None
+
+
+def _chain(length):
+    head = link = Link()
+    for _ in range(length - 1):
+        link.next = Link()
+        link = link.next
+    return head
+
+
+DEEP_CHAIN = _chain(20_000)
+
+
+def extend_deep_chain():
+    link = DEEP_CHAIN
+    while link.next is not None:
+        link = link.next
+    link.next = Link()  # leak: deep_chain
+
+
 def line_of(name):
     """The line number of the allocation marked `# leak: name`."""
     with open(__file__) as source:

@@ -1,7 +1,9 @@
 """The leak checker through its public API: each leak found with the right
 type, allocation line and holder; clean code gives an empty report."""
 
+import contextlib
 import json
+import os
 import sys
 import tracemalloc
 
@@ -173,9 +175,136 @@ def test_reference_leaked_on_an_existing_object(leakext):
     existing = ["already here"]
     report = check_leaks.check(leakext.leak_reference, existing, repeat=REPEAT)
     assert report.groups == [] and report.refcount_deltas == [1] * REPEAT
-    assert report and "a reference leaked on an object that already existed" in str(
+    [leak] = report.reference_leaks
+    assert leak.type == "list" and leak.example == "['already here']"
+    assert leak.per_run == [1] * REPEAT and leak.explained == 0
+    # Every call leaked one, warm-ups included.
+    assert leak.unaccounted_references >= REPEAT
+    assert leak.root is not None
+    text = str(report)
+    assert "LEAK: references to an existing list object (+1 +1 +1 per run)" in text
+    assert "the object: ['already here']" in text
+    assert "a missing Py_DECREF in C" in text
+
+
+def test_reference_leak_is_named_next_to_a_new_object_leak(leakext):
+    existing = {"already": "here"}
+    report = check_leaks.check(
+        leakext.leak_reference_and_float, existing, repeat=REPEAT
+    )
+    assert_leak(only_group(report, "float"))
+    [leak] = report.reference_leaks
+    assert leak.type == "dict" and leak.per_run == [1] * REPEAT
+
+
+def test_references_are_counted_on_the_objects_not_by_the_total(leakext):
+    """Code built for a release ABI moves sys.gettotalrefcount() without
+    changing any real count; the report must not call that a leak."""
+    existing = ["already here"]
+
+    def total_moved_by(call):
+        before = sys.gettotalrefcount()
+        call(existing)
+        return sys.gettotalrefcount() - before
+
+    # The misleading total, and the truth in the same run.
+    assert total_moved_by(leakext.drift_reftotal) - total_moved_by(len) == 1
+    report = check_leaks.check(leakext.drift_reftotal, existing, repeat=REPEAT)
+    assert report.refcount_deltas == [0] * REPEAT
+    assert not report, str(report)
+
+
+def test_references_added_by_a_visible_container():
+    existing = ["already here"]
+    keeper = []
+    report = check_leaks.check(keeper.append, existing, repeat=REPEAT)
+    [leak] = report.reference_leaks
+    assert leak.per_run == [1] * REPEAT and leak.unaccounted_references == 0
+    assert "every reference to it is visible" in str(report)
+
+
+def test_raw_block_leak_in_c(leakext):
+    def calls_c():
+        leakext.leak_block()
+
+    report = check_leaks.check(calls_c, repeat=REPEAT)
+    assert report.groups == []
+    [leak] = report.block_leaks
+    assert leak.per_run == [1] * REPEAT and leak.bytes_per_run == [48] * REPEAT
+    assert leak.site == f"{__file__}:{calls_c.__code__.co_firstlineno + 1}"
+    assert report and "LEAK: raw memory, +1 +1 +1 blocks (+48 +48 +48 B)" in str(
         report
     )
+
+
+def test_raw_block_freed_is_not_a_leak(leakext):
+    report = check_leaks.check(leakext.malloc_and_free, repeat=REPEAT)
+    assert not report, str(report)
+
+
+def test_blocks_of_a_leaked_object_are_not_a_raw_leak():
+    def keeps_growing_dicts():
+        entry = {}
+        entry["key"] = "value"  # a keys table, allocated at another line
+        REGISTRY.append(entry)
+
+    report = check_leaks.check(keeps_growing_dicts, repeat=REPEAT)
+    assert report.block_leaks == [] and len(report.leaks) == 1, str(report)
+
+
+REGISTRY = []
+DESCRIPTORS = []
+
+
+def test_descriptor_leak():
+    report = check_leaks.check(
+        lambda: DESCRIPTORS.append(os.open(os.devnull, os.O_RDONLY)), repeat=REPEAT
+    )
+    try:
+        leak = report.descriptor_leak
+        assert leak is not None and leak.per_run == [1] * REPEAT
+        assert leak.paths == [os.devnull] * REPEAT
+        assert report and "LEAK: file descriptors, +1 +1 +1 per run" in str(report)
+    finally:
+        for fd in DESCRIPTORS:
+            os.close(fd)
+
+
+def test_descriptor_closed_is_not_a_leak():
+    report = check_leaks.check(
+        lambda: os.close(os.open(os.devnull, os.O_RDONLY)), repeat=REPEAT
+    )
+    assert report.descriptor_leak is None and not report, str(report)
+
+
+def test_a_generation_replaced_each_run_is_counted_once():
+    report = check_leaks.check(leaky_code.replace_generation, repeat=REPEAT)
+    group = only_group(report, "leaky_code.Member", "generation")
+    assert group.count == 20 and group.per_run == [0, 0, 20] and not group.leak
+    assert not report
+
+
+def test_holder_chain_at_any_depth():
+    report = check_leaks.check(leaky_code.extend_deep_chain, repeat=REPEAT)
+    group = only_group(report, "leaky_code.Link", "deep_chain")
+    assert_leak(group)
+    assert group.held_by[0] == "global `DEEP_CHAIN` of module `leaky_code`"
+    # The example is the member closest to the global: the first measured
+    # run's link, after the chain's 20,000 and the two warm-ups'.
+    assert len(group.held_by) == 1 + 20_000 + 2
+    assert "more links …" in str(report)
+
+
+def test_half_built_tuple_gives_a_report(leakext):
+    def calls_c():
+        with contextlib.suppress(ValueError):
+            leakext.leak_half_built_tuple()
+
+    report = check_leaks.check(calls_c, repeat=REPEAT)
+    group = only_group(report, "tuple")
+    assert_leak(group)
+    assert group.example == "<half-built tuple of 3: item 1 is NULL>"
+    assert group.held_from_c
 
 
 class Nasty:

@@ -3,7 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use pyo3::exceptions::PyKeyError;
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -122,42 +122,43 @@ impl Heap {
         Ok(self.objects_at(obj.py(), &referrers))
     }
 
-    /// The shortest chain of references [root, ..., object `id`] from any
-    /// object whose id is in `roots`, or `None` if none is within
-    /// `max_depth` references.
-    #[pyo3(signature = (id, roots, max_depth = 100))]
+    /// The ids of the objects that reference object `id`, once per reference.
+    fn referrer_ids(&self, id: usize) -> PyResult<Vec<usize>> {
+        let referrers = self.referrers_of(self.index(id)?);
+        Ok(referrers.iter().map(|&i| self.ids[i as usize]).collect())
+    }
+
+    /// The shortest chain of references [root, ..., target] from any object
+    /// whose id is in `roots` to whichever object of `targets` is closest to
+    /// one, or `None` if no root reaches any of them. Linear in the heap.
     fn shortest_path<'py>(
         &self,
         py: Python<'py>,
-        id: usize,
+        targets: Vec<usize>,
         roots: &Bound<'py, PyAny>,
-        max_depth: usize,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let target = self.index(id)?;
+        let targets = self.indices(&targets)?;
         let mut root_indices = HashSet::new();
         for root in roots.try_iter()? {
             if let Ok(index) = self.index(root?.extract()?) {
                 root_indices.insert(index);
             }
         }
-        let chain = self.search(target, max_depth, |index| root_indices.contains(&index));
+        let chain = self.search(&targets, |index| root_indices.contains(&index));
         Ok(chain.ok().map(|chain| self.objects_at(py, &chain)))
     }
 
-    /// The shortest chain of references [top, ..., object `id`] from an
-    /// object that nothing in the heap references; failing that, the longest
-    /// chain without a loop within `max_depth` references.
-    #[pyo3(signature = (id, max_depth = 100))]
+    /// The shortest chain of references [top, ..., target] to an object of
+    /// `targets` from an object that nothing in the heap references;
+    /// failing that, the longest chain without a loop that the search
+    /// reached. Linear in the heap.
     fn unreachable_path<'py>(
         &self,
         py: Python<'py>,
-        id: usize,
-        max_depth: usize,
+        targets: Vec<usize>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let target = self.index(id)?;
-        let chain = self.search(target, max_depth, |index| {
-            self.referrers_of(index).is_empty()
-        });
+        let targets = self.indices(&targets)?;
+        let chain = self.search(&targets, |index| self.referrers_of(index).is_empty());
         Ok(self.objects_at(py, &chain.unwrap_or_else(|farthest| farthest)))
     }
 
@@ -188,6 +189,13 @@ impl Heap {
         }
     }
 
+    fn indices(&self, ids: &[usize]) -> PyResult<Vec<u32>> {
+        if ids.is_empty() {
+            return Err(PyValueError::new_err("no target objects given"));
+        }
+        ids.iter().map(|&id| self.index(id)).collect()
+    }
+
     fn referrers_of(&self, index: u32) -> &[u32] {
         let index = index as usize;
         &self.referrers[self.starts[index]..self.starts[index + 1]]
@@ -209,34 +217,30 @@ impl Heap {
             .collect()
     }
 
-    /// Walks referrers breadth first from object `target`, at most
-    /// `max_depth` references away, until `stop` accepts an object. Returns
-    /// the chain [that object, ..., target], or as the error the chain from
-    /// the object reached last, which is one of the farthest. No chain
-    /// repeats an object: each is reached once.
-    fn search(
-        &self,
-        target: u32,
-        max_depth: usize,
-        stop: impl Fn(u32) -> bool,
-    ) -> Result<Vec<u32>, Vec<u32>> {
-        // For each object reached, the next object on its way to `target`.
+    /// Walks referrers breadth first from the objects `targets` until `stop`
+    /// accepts an object. Returns the chain [that object, ..., a target], or
+    /// as the error the chain from the object reached last, which is one of
+    /// the farthest. No chain repeats an object: each is reached once.
+    fn search(&self, targets: &[u32], stop: impl Fn(u32) -> bool) -> Result<Vec<u32>, Vec<u32>> {
+        // For each object reached, the next object on its way to a target.
         let mut next = vec![UNSEEN; self.ids.len()];
-        next[target as usize] = target;
-        let mut queue = VecDeque::from([(target, 0)]);
-        let mut last = target;
-        while let Some((index, depth)) = queue.pop_front() {
+        let mut queue = VecDeque::new();
+        for &target in targets {
+            if next[target as usize] == UNSEEN {
+                next[target as usize] = target;
+                queue.push_back(target);
+            }
+        }
+        let mut last = targets[0];
+        while let Some(index) = queue.pop_front() {
             last = index;
             if stop(index) {
                 return Ok(chain(&next, index));
             }
-            if depth == max_depth {
-                continue;
-            }
             for &referrer in self.referrers_of(index) {
                 if next[referrer as usize] == UNSEEN {
                     next[referrer as usize] = index;
-                    queue.push_back((referrer, depth + 1));
+                    queue.push_back(referrer);
                 }
             }
         }

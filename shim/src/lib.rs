@@ -23,5 +23,6 @@ fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(precise::precise_tracebacks, m)?)?;
     m.add_class::<snapshot::Snapshots>()?;
     m.add_class::<heap::Heap>()?;
+    m.add_function(wrap_pyfunction!(objects::null_slot, m)?)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Raw views of the heap that the trace-refs build offers: every live object
-//! (`sys.getobjects`), what an object references (`tp_traverse`) and how many
-//! references it has.
+//! (`sys.getobjects`, or a visit with each object's allocation serial), what
+//! an object references (`tp_traverse`) and how many references it has.
 
 use std::os::raw::{c_int, c_void};
 
@@ -8,6 +8,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::Borrowed;
+
+use crate::bindings;
 
 /// Every live object, from `getobjects` (the function `sys.getobjects`).
 ///
@@ -28,17 +30,29 @@ pub fn live_objects<'py>(getobjects: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 /// as its type's `tp_traverse` reports them, with multiplicity. Objects the
 /// gc does not handle report nothing, exactly as with `gc.get_referents`.
 ///
-/// One addition: a dict whose keys are all str reports only its values
-/// (`dict_traverse` in 3.13: str keys cannot form cycles), yet holds a
-/// reference to each key. Without them a str leaked as a dict key would look
-/// held from C. A table that reported fewer than a key and a value per entry
-/// has its keys added.
+/// Two additions, for references that every such object holds but its
+/// traversal may not report:
+/// - A dict whose keys are all str reports only its values (`dict_traverse`
+///   in 3.13: str keys cannot form cycles), yet holds a reference to each
+///   key. Without them a str leaked as a dict key would look held from C. A
+///   table that reported fewer than a key and a value per entry has its keys
+///   added.
+/// - An instance of a heap type holds a reference to its type. Types written
+///   in C often leave it out of their `tp_traverse`; it is added if so.
 pub fn for_each_referent<F: FnMut(usize)>(object: Borrowed<'_, '_, PyAny>, mut visit: F) {
     let mut reported = 0;
+    // SAFETY: `Borrowed` guarantees a live object, and a type outlives it.
+    let kind = unsafe { ffi::Py_TYPE(object.as_ptr()) };
+    let is_heap_type = unsafe { ffi::PyType_HasFeature(kind, ffi::Py_TPFLAGS_HEAPTYPE) } != 0;
+    let mut type_reported = false;
     traverse(object, |referent| {
         reported += 1;
+        type_reported |= referent == kind as usize;
         visit(referent);
     });
+    if is_heap_type && !type_reported {
+        visit(kind as usize);
+    }
     if let Ok(dict) = object.cast::<PyDict>() {
         if reported < 2 * dict.len() {
             for (key, _) in dict.iter() {
@@ -83,4 +97,62 @@ pub fn refcount(object: Borrowed<'_, '_, PyAny>) -> Option<isize> {
     let count = unsafe { ffi::Py_REFCNT(object.as_ptr()) };
     // Immortal objects have the low 32 bits of the count negative (3.13, 64-bit).
     (count as i32 >= 0).then_some(count)
+}
+
+/// Calls `visit` with every traced object and its allocation serial.
+///
+/// `visit` must not create or destroy Python objects: the interpreter's table
+/// of live objects is being walked.
+pub fn for_each_traced<F: FnMut(*mut ffi::PyObject, u64)>(_py: Python<'_>, mut visit: F) {
+    unsafe extern "C" fn trampoline<F: FnMut(*mut ffi::PyObject, u64)>(
+        object: *mut ffi::PyObject,
+        serial: u64,
+        arg: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `for_each_traced` passes a pointer to its live `F` as `arg`.
+        let visit = unsafe { &mut *arg.cast::<F>() };
+        visit(object, serial);
+        0
+    }
+    let arg: *mut F = &mut visit;
+    // SAFETY: the token proves the GIL; `trampoline` is called only during
+    // the walk, with `arg` pointing at `visit` on this stack frame, and
+    // returns 0, so the walk never stops early and never fails.
+    unsafe {
+        bindings::PyTraceRefs_Visit(Some(trampoline::<F>), arg.cast());
+    }
+}
+
+/// The allocation serial of the object at `id`, 0 if it is not traced.
+pub fn serial_of(_py: Python<'_>, id: usize) -> u64 {
+    // SAFETY: the token proves the GIL; the address is only looked up.
+    unsafe { bindings::PyTraceRefs_GetSerial(id as *mut ffi::PyObject) }
+}
+
+/// The last allocation serial given.
+pub fn last_serial(_py: Python<'_>) -> u64 {
+    // SAFETY: the token proves the GIL.
+    unsafe { bindings::PyTraceRefs_LastSerial() }
+}
+
+/// The index of the first empty (NULL) slot of a tuple or list, or `None`.
+///
+/// C code fills a new tuple slot by slot; one leaked from an error path
+/// before it was full has NULL slots, and iterating or printing it crashes.
+#[pyfunction]
+pub fn null_slot(obj: &Bound<'_, PyAny>) -> Option<usize> {
+    let object = obj.as_ptr();
+    // SAFETY: `obj` is alive, and the size and slots read are the tuple's or
+    // list's own, within its size.
+    unsafe {
+        if ffi::PyTuple_Check(object) != 0 {
+            (0..ffi::PyTuple_GET_SIZE(object))
+                .position(|i| ffi::PyTuple_GET_ITEM(object, i).is_null())
+        } else if ffi::PyList_Check(object) != 0 {
+            (0..ffi::PyList_GET_SIZE(object))
+                .position(|i| ffi::PyList_GET_ITEM(object, i).is_null())
+        } else {
+            None
+        }
+    }
 }

@@ -1,16 +1,40 @@
-//! Snapshots of the live heap taken between runs of the code under check, and
+//! Records of the live heap taken between runs of the code under check, and
 //! what each run left alive.
+//!
+//! Objects are told apart by allocation serial (patch 0011), never by
+//! address: an object made in run `k` has a serial between the last serials
+//! of records `k - 1` and `k`, whatever address it was given.
+
+use std::collections::HashMap;
 
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use pyo3::Borrowed;
 
-use crate::objects::live_objects;
+use crate::objects::{for_each_traced, last_serial, refcount, serial_of};
 
-/// The live heap at one moment.
+/// The live heap at one moment, as counters.
 struct Record {
-    /// The id (address) of every live object, sorted.
-    ids: Vec<usize>,
-    total_refcount: isize,
+    /// The last allocation serial given before the record.
+    last_serial: u64,
+    objects: isize,
+    /// The sum of the reference counts of every mortal object.
+    references: isize,
     allocated_blocks: isize,
+    /// Open file descriptors, sorted, each with what it points at.
+    descriptors: Vec<(i32, String)>,
+    /// tracemalloc's live blocks grouped by the hash of their traceback:
+    /// (blocks, bytes).
+    traces: HashMap<isize, (isize, isize)>,
+}
+
+/// An object alive at the first record whose reference count rose in every
+/// run so far.
+struct Growing {
+    serial: u64,
+    id: usize,
+    /// Its reference count at each record.
+    counts: Vec<isize>,
 }
 
 /// Records of the live heap between runs of the code under check.
@@ -21,43 +45,57 @@ struct Record {
 pub struct Snapshots {
     // Looked up once: a lookup during `record` could create objects (an
     // interned name, say) that would then count as made by the run.
-    getobjects: Py<PyAny>,
-    gettotalrefcount: Py<PyAny>,
     getallocatedblocks: Py<PyAny>,
+    get_traces: Py<PyAny>,
     records: Vec<Record>,
+    growing: Vec<Growing>,
 }
 
 #[pymethods]
 impl Snapshots {
     #[new]
     fn new(py: Python<'_>) -> PyResult<Self> {
-        let sys = py.import("sys")?;
         Ok(Snapshots {
-            getobjects: sys.getattr("getobjects")?.unbind(),
-            gettotalrefcount: sys.getattr("gettotalrefcount")?.unbind(),
-            getallocatedblocks: sys.getattr("getallocatedblocks")?.unbind(),
+            getallocatedblocks: py.import("sys")?.getattr("getallocatedblocks")?.unbind(),
+            get_traces: py.import("_tracemalloc")?.getattr("_get_traces")?.unbind(),
             records: Vec::new(),
+            growing: Vec::new(),
         })
     }
 
-    /// Record the ids of every live object but this one, then the total
-    /// refcount and the allocated blocks.
-    fn record(mut slf: PyRefMut<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.as_ptr() as usize;
-        let mut ids: Vec<usize> = live_objects(slf.getobjects.bind(py))?
-            .iter()
-            .map(|object| object.as_ptr() as usize)
-            .filter(|&id| id != this)
-            .collect();
-        ids.sort_unstable();
-        // The list is gone by now, so its references are not in the total.
-        let total_refcount = slf.gettotalrefcount.bind(py).call0()?.extract()?;
-        let allocated_blocks = slf.getallocatedblocks.bind(py).call0()?.extract()?;
-        slf.records.push(Record {
-            ids,
-            total_refcount,
+    /// Record the counters of the live heap, and the reference count of every
+    /// object that has grown in every run so far.
+    fn record(&mut self, py: Python<'_>) -> PyResult<()> {
+        // First what makes Python objects, which are gone again before the
+        // objects are counted.
+        let traces = self.traces(py)?;
+        let allocated_blocks = self.getallocatedblocks.bind(py).call0()?.extract()?;
+        let descriptors = open_descriptors();
+
+        let first = self.records.first().map(|record| record.last_serial);
+        let mut objects = 0;
+        let mut references = 0;
+        let mut seen = Vec::new();
+        for_each_traced(py, |object, serial| {
+            objects += 1;
+            // SAFETY: the object is alive while the table is walked.
+            let Some(count) = refcount(unsafe { Borrowed::from_ptr(py, object) }) else {
+                return;
+            };
+            references += count;
+            if first.is_none_or(|first| serial <= first) {
+                seen.push((serial, object as usize, count));
+            }
+        });
+        seen.sort_unstable();
+        self.track_growth(seen);
+        self.records.push(Record {
+            last_serial: last_serial(py),
+            objects,
+            references,
             allocated_blocks,
+            descriptors,
+            traces,
         });
         Ok(())
     }
@@ -66,34 +104,107 @@ impl Snapshots {
         self.records.len()
     }
 
-    /// For each run (each record but the first), the sorted ids of the
-    /// objects it created that are still alive at the last record.
-    fn survivors(&self) -> Vec<Vec<usize>> {
+    /// For each run (each record but the first), the ids of the objects it
+    /// made that are still alive.
+    fn survivors(&self, py: Python<'_>) -> Vec<Vec<usize>> {
+        let bounds: Vec<u64> = self.records.iter().map(|r| r.last_serial).collect();
+        let mut runs = vec![Vec::new(); bounds.len().saturating_sub(1)];
+        for_each_traced(py, |object, serial| {
+            let run = bounds.partition_point(|&bound| bound < serial);
+            if run >= 1 && run < bounds.len() {
+                runs[run - 1].push(object as usize);
+            }
+        });
+        for ids in &mut runs {
+            ids.sort_unstable();
+        }
+        runs
+    }
+
+    /// The objects alive at the first record whose reference count rose in
+    /// every run and that are still the same objects now, as
+    /// (id, per-run rise).
+    fn growing_references(&self, py: Python<'_>) -> Vec<(usize, Vec<isize>)> {
+        if self.records.len() < 2 {
+            return Vec::new();
+        }
+        self.growing
+            .iter()
+            .filter(|object| serial_of(py, object.id) == object.serial)
+            .map(|object| {
+                let rises = object.counts.windows(2).map(|w| w[1] - w[0]).collect();
+                (object.id, rises)
+            })
+            .collect()
+    }
+
+    /// tracemalloc's blocks whose count rose in every run, grouped by the
+    /// hash of their traceback, as (hash, per-run blocks, per-run bytes).
+    fn growing_traces(&self) -> Vec<(isize, Vec<isize>, Vec<isize>)> {
+        let Some(last) = self.records.last() else {
+            return Vec::new();
+        };
+        let mut grown: Vec<_> = last
+            .traces
+            .keys()
+            .filter_map(|&hash| {
+                let of = |record: &Record| record.traces.get(&hash).copied().unwrap_or((0, 0));
+                let (blocks, bytes): (Vec<isize>, Vec<isize>) = self
+                    .records
+                    .windows(2)
+                    .map(|pair| {
+                        let (before, after) = (of(&pair[0]), of(&pair[1]));
+                        (after.0 - before.0, after.1 - before.1)
+                    })
+                    .unzip();
+                blocks
+                    .iter()
+                    .all(|&d| d > 0)
+                    .then_some((hash, blocks, bytes))
+            })
+            .collect();
+        grown.sort_unstable();
+        grown
+    }
+
+    /// The descriptors opened in each run and still open, with what they
+    /// point at.
+    fn new_descriptors(&self) -> Vec<Vec<(i32, String)>> {
         let Some(last) = self.records.last() else {
             return Vec::new();
         };
         self.records
             .windows(2)
             .map(|pair| {
-                let created = select(&pair[1].ids, &pair[0].ids, false);
-                select(&created, &last.ids, true)
+                pair[1]
+                    .descriptors
+                    .iter()
+                    .filter(|fd| !pair[0].descriptors.contains(fd) && last.descriptors.contains(fd))
+                    .cloned()
+                    .collect()
             })
             .collect()
     }
 
-    /// How many more objects each run left alive than there were before it.
+    /// How many more live objects there were after each run than before it.
     fn object_deltas(&self) -> Vec<isize> {
-        self.deltas(|record| record.ids.len() as isize)
+        self.deltas(|record| record.objects)
     }
 
-    /// How much each run changed `sys.gettotalrefcount()`.
+    /// How much each run changed the sum of the reference counts of every
+    /// mortal object.
     fn refcount_deltas(&self) -> Vec<isize> {
-        self.deltas(|record| record.total_refcount)
+        self.deltas(|record| record.references)
     }
 
     /// How much each run changed `sys.getallocatedblocks()`.
     fn block_deltas(&self) -> Vec<isize> {
         self.deltas(|record| record.allocated_blocks)
+    }
+
+    /// How much each run changed the number of open file descriptors.
+    fn descriptor_deltas(&self) -> Vec<isize> {
+        self.deltas(|record| record.descriptors.len() as isize)
     }
 }
 
@@ -104,16 +215,68 @@ impl Snapshots {
             .map(|pair| value(&pair[1]) - value(&pair[0]))
             .collect()
     }
+
+    /// tracemalloc's live blocks by traceback hash; empty when it is off.
+    fn traces(&self, py: Python<'_>) -> PyResult<HashMap<isize, (isize, isize)>> {
+        let mut traces = HashMap::new();
+        for trace in self.get_traces.bind(py).call0()?.try_iter()? {
+            // (domain, size, traceback, total_nframe)
+            let trace = trace?.cast_into::<PyTuple>()?;
+            let size: isize = trace.get_item(1)?.extract()?;
+            let entry = traces.entry(trace.get_item(2)?.hash()?).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += size;
+        }
+        Ok(traces)
+    }
+
+    /// Keeps, of the objects alive at the first record, those whose count
+    /// rose again; `seen` is (serial, id, count) of the old objects now,
+    /// sorted. The first record keeps them all.
+    fn track_growth(&mut self, seen: Vec<(u64, usize, isize)>) {
+        if self.records.is_empty() {
+            self.growing = seen
+                .into_iter()
+                .map(|(serial, id, count)| Growing {
+                    serial,
+                    id,
+                    counts: vec![count],
+                })
+                .collect();
+            return;
+        }
+        let mut now = seen.iter().peekable();
+        self.growing.retain_mut(|object| {
+            while now.next_if(|entry| entry.0 < object.serial).is_some() {}
+            match now.peek() {
+                Some(&&(serial, _, count))
+                    if serial == object.serial && count > *object.counts.last().unwrap() =>
+                {
+                    object.counts.push(count);
+                    true
+                }
+                _ => false,
+            }
+        });
+    }
 }
 
-/// The items of sorted `a` that are in sorted `b` (`in_b`), or that are not.
-fn select(a: &[usize], b: &[usize], in_b: bool) -> Vec<usize> {
-    let mut rest = b.iter().peekable();
-    a.iter()
-        .copied()
-        .filter(|&id| {
-            while rest.next_if(|&&other| other < id).is_some() {}
-            (rest.peek() == Some(&&id)) == in_b
+/// Every open file descriptor but the one that lists them, sorted, with the
+/// target of its `/proc/self/fd` link. Empty where there is no `/proc`.
+fn open_descriptors() -> Vec<(i32, String)> {
+    let listing = format!("/proc/{}/fd", std::process::id());
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<(i32, String)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some((fd, target.to_string_lossy().into_owned()))
         })
-        .collect()
+        .filter(|(_, target)| *target != listing)
+        .collect();
+    fds.sort_unstable();
+    fds
 }

@@ -37,6 +37,63 @@ leak_reference(PyObject *self, PyObject *obj)
     Py_RETURN_NONE;
 }
 
+/* Both at once: a reference on obj and a new float. */
+static PyObject *
+leak_reference_and_float(PyObject *self, PyObject *obj)
+{
+    Py_INCREF(obj);
+    return leak_float(self, NULL);
+}
+
+/* What code built for a release ABI does: its inlined Py_INCREF or
+   Py_DECREF changes the count but not sys.gettotalrefcount(). Here the
+   increment is counted and the decrement is not, so the total drifts up by
+   one a call while the real count is unchanged. */
+static PyObject *
+drift_reftotal(PyObject *self, PyObject *obj)
+{
+    Py_INCREF(obj);
+    Py_SET_REFCNT(obj, Py_REFCNT(obj) - 1);
+    Py_RETURN_NONE;
+}
+
+/* Forgets the PyMem_Free of a raw block. */
+static PyObject *
+leak_block(PyObject *self, PyObject *unused)
+{
+    void *block = PyMem_Malloc(48);
+    if (block == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+/* Its clean twin. */
+static PyObject *
+malloc_and_free(PyObject *self, PyObject *unused)
+{
+    void *block = PyMem_Malloc(48);
+    if (block == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyMem_Free(block);
+    Py_RETURN_NONE;
+}
+
+/* An error path that forgets a tuple it had only begun to fill: slots 1 and
+   2 stay NULL. */
+static PyObject *
+leak_half_built_tuple(PyObject *self, PyObject *unused)
+{
+    PyObject *tuple = PyTuple_New(3);
+    if (tuple == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tuple, 0, PyLong_FromLong(100000));
+    PyErr_SetString(PyExc_ValueError, "gave up half way");
+    return NULL;
+}
+
 /* A static cache made once: held from C, but not a leak. */
 static PyObject *cache;
 
@@ -73,6 +130,11 @@ static PyMethodDef methods[] = {
     {"leak_tuple", leak_tuple, METH_NOARGS, NULL},
     {"leak_list", leak_list, METH_NOARGS, NULL},
     {"leak_reference", leak_reference, METH_O, NULL},
+    {"leak_reference_and_float", leak_reference_and_float, METH_O, NULL},
+    {"drift_reftotal", drift_reftotal, METH_O, NULL},
+    {"leak_block", leak_block, METH_NOARGS, NULL},
+    {"malloc_and_free", malloc_and_free, METH_NOARGS, NULL},
+    {"leak_half_built_tuple", leak_half_built_tuple, METH_NOARGS, NULL},
     {"fill_static_cache", fill_static_cache, METH_NOARGS, NULL},
     {"grow_static_cache", grow_static_cache, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -2,7 +2,7 @@
 analyse the live heap."""
 
 import builtins
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Final, Self, final
 
@@ -13,6 +13,7 @@ __all__ = [
     "PreciseTracebacks",
     "Snapshots",
     "freelists",
+    "null_slot",
     "precise_tracebacks",
     "set_freelist",
 ]
@@ -69,6 +70,11 @@ def set_freelist(kind: str, enabled: bool) -> bool:
 def precise_tracebacks(enabled: bool = True) -> PreciseTracebacks:
     """Switch precise mode on (every freelist off) or off (every freelist on)."""
 
+def null_slot(obj: object) -> int | None:
+    """The index of the first empty (NULL) slot of a tuple or list, or
+    `None`. C code that leaks a tuple it had only begun to fill leaves such
+    slots, and reading one crashes."""
+
 @final
 class Snapshots:
     """Records of the live heap between runs of the code under check.
@@ -77,34 +83,55 @@ class Snapshots:
     outlives the call, and the checker never measures itself. Run `k` is what
     happened between record `k - 1` and record `k`; each method below returns
     one value per run, in order.
+
+    Objects are told apart by the allocation serial that the patched
+    interpreter gives each one (`PyTraceRefs_GetSerial`), never by address:
+    an object made in run `k` has a serial above record `k - 1`'s last serial
+    and at most record `k`'s, whatever address it was given.
     """
 
     def __new__(cls) -> Snapshots: ...
     def record(self) -> None:
-        """Record the id of every live object (from `sys.getobjects(0)`, minus
-        this object), then `sys.gettotalrefcount()` and
-        `sys.getallocatedblocks()`."""
+        """Record the number of live objects, the sum of their reference
+        counts (immortal objects left out), `sys.getallocatedblocks()`, the
+        open file descriptors, tracemalloc's live blocks per traceback, and
+        the reference count of each object alive at the first record whose
+        count has risen in every run so far."""
 
     def __len__(self) -> int:
         """The number of records."""
 
     def survivors(self) -> list[list[int]]:
-        """For each run, the sorted ids of the objects it created that are
-        still alive at the last record.
+        """For each run, the sorted ids of the objects it made that are
+        still alive now."""
 
-        An object counts as created when its id is absent from the record
-        before the run, so one freed and replaced at the same address during
-        the run is missed.
-        """
+    def growing_references(self) -> list[tuple[int, list[int]]]:
+        """(id, rise per run) of each object alive at the first record whose
+        reference count rose in every run, and that is still alive now."""
+
+    def growing_traces(self) -> list[tuple[int, list[int], list[int]]]:
+        """(hash of the traceback, blocks per run, bytes per run) of each
+        group of tracemalloc's live blocks, by traceback, whose count rose
+        in every run."""
+
+    def new_descriptors(self) -> list[list[tuple[int, str]]]:
+        """For each run, the file descriptors it opened that are still open
+        at the last record, with what each points at."""
 
     def object_deltas(self) -> list[int]:
         """For each run, how many more live objects there were after it."""
 
     def refcount_deltas(self) -> list[int]:
-        """For each run, how much `sys.gettotalrefcount()` changed."""
+        """For each run, how much the sum of the reference counts of every
+        mortal object changed. Read from the objects, so code built for a
+        release ABI, whose inlined Py_INCREF skips
+        `sys.gettotalrefcount()`, is counted right."""
 
     def block_deltas(self) -> list[int]:
         """For each run, how much `sys.getallocatedblocks()` changed."""
+
+    def descriptor_deltas(self) -> list[int]:
+        """For each run, how much the number of open descriptors changed."""
 
 @final
 class Heap:
@@ -112,9 +139,10 @@ class Heap:
 
     Built from one `tp_traverse` pass over `sys.getobjects(0)`: an edge is a
     reference that the holder's type reports to the gc, as
-    `gc.get_referents()` shows them. References the gc is not told about
-    (from objects it does not track, like code objects, from str keys of
-    dicts, from C) are not edges. The heap keeps the list it took, so every
+    `gc.get_referents()` shows them, plus two that every such holder has and
+    its traversal may leave out: the str keys of a dict, and an instance's
+    reference to its heap type. References the gc is not told about (from
+    objects it does not track, like code objects, or from C) are not edges. The heap keeps the list it took, so every
     object in it stays alive and every id stays valid while the heap lives.
     The lists of other live `Heap`s are left out: they reference everything.
 
@@ -147,21 +175,27 @@ class Heap:
     def referrers(self, obj: builtins.object) -> list[builtins.object]:
         """The distinct objects that reference `obj` directly."""
 
+    def referrer_ids(self, id: int) -> list[int]:
+        """The ids of the objects that reference the object `id`, once per
+        reference."""
+
     def shortest_path(
-        self, id: int, roots: Collection[int], max_depth: int = 100
+        self, targets: Sequence[int], roots: Collection[int]
     ) -> list[builtins.object] | None:
-        """The shortest chain of references [root, ..., target] to the object
-        `id` from an object whose id is in `roots` ([target] if it is a root
-        itself), or `None` if there is none within `max_depth` references."""
+        """The shortest chain of references [root, ..., target] from an
+        object whose id is in `roots` to whichever object of `targets` is
+        closest to one ([target] if it is a root itself), or `None` if no
+        root reaches any. A breadth-first search, linear in the heap, with
+        no depth limit. `ValueError` if `targets` is empty."""
 
-    def unreachable_path(self, id: int, max_depth: int = 100) -> list[builtins.object]:
-        """The shortest chain of references [top, ..., target] to the object
-        `id` from an object that nothing in the heap references, which is
-        likely held from C.
+    def unreachable_path(self, targets: Sequence[int]) -> list[builtins.object]:
+        """The shortest chain of references [top, ..., target] to an object
+        of `targets` from an object that nothing in the heap references,
+        which is likely held from C.
 
-        If every chain within `max_depth` references loops, this returns the
-        longest one without a loop that a breadth-first search reached: its
-        top is one of the objects farthest from the target.
+        If every chain loops, this returns the longest one without a loop
+        that the breadth-first search reached: its top is one of the objects
+        farthest from the targets.
         """
 
     def unaccounted_references(self, id: int) -> int:

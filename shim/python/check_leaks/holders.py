@@ -10,6 +10,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+from ._shim import null_slot
 from .saferepr import safe_repr, type_name, type_name_of_class
 
 # Attributes that hold references in common built-in types, checked by identity
@@ -94,8 +95,10 @@ def describe_edge(holder: Any, held: Any) -> str:
     if isinstance(holder, dict):
         return _key_edge(holder, held, "key {} of a dict")
     if isinstance(holder, (list, tuple)):
-        for index, item in enumerate(holder):
-            if item is held:
+        # Only up to an empty slot: reading one crashes (half-built from C).
+        filled = null_slot(holder)
+        for index in range(len(holder) if filled is None else filled):
+            if holder[index] is held:
                 return f"item {index} of {_a(holder)}"
     if isinstance(holder, (set, frozenset)):
         return f"member of {_a(holder)}"

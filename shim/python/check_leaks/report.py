@@ -20,6 +20,10 @@ from .saferepr import safe_repr, type_name, type_name_of_class
 
 # Traceback frames shown per group.
 SHOWN_FRAMES = 6
+# Links of a holder chain shown at each end; the middle of a longer one is cut.
+SHOWN_LINKS = 5
+# Paths of leaked file descriptors shown.
+SHOWN_PATHS = 10
 
 # Frames from these run the checked code; they say nothing about it.
 _HARNESS = (os.path.dirname(__file__) + os.sep, runpy.__file__)
@@ -61,6 +65,41 @@ class LeakGroup:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReferenceLeak:
+    """An object that existed before the runs and gained references in every
+    run that no new object explains: a missing Py_DECREF, or a container
+    that keeps adding it."""
+
+    type: str
+    example: str
+    per_run: list[int]  # how many references it gained in each run
+    explained: int  # of those, references from objects the runs left alive
+    root: str | None
+    chain: list[Node]
+    held_by: list[str]
+    unaccounted_references: int  # now, in all: references no traversal explains
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockLeak:
+    """Raw memory blocks (not objects) allocated at one traceback, more in
+    every run, none of them part of an object the runs left alive."""
+
+    per_run: list[int]  # blocks added per run
+    bytes_per_run: list[int]
+    site: str | None
+    traceback: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class DescriptorLeak:
+    """File descriptors opened in every run and never closed."""
+
+    per_run: list[int]
+    paths: list[str]  # what the ones still open point at
+
+
+@dataclasses.dataclass(frozen=True)
 class LeakReport:
     """What the checked code left behind. False when it left nothing."""
 
@@ -68,11 +107,18 @@ class LeakReport:
     warmup: int
     runs: int
     groups: list[LeakGroup]
+    reference_leaks: list[ReferenceLeak]
+    block_leaks: list[BlockLeak]
+    descriptor_leak: DescriptorLeak | None
     object_deltas: list[int]
+    # The sum of the reference counts of every mortal object, read from the
+    # objects: code built for a release ABI changes counts without telling
+    # sys.gettotalrefcount().
     refcount_deltas: list[int]
     block_deltas: list[int]
-    # The total refcount rose in every run, yet no run left a new object: a
-    # reference leaked on an object that already existed.
+    descriptor_deltas: list[int]
+    # References rose in every run, yet no run left a new object and no
+    # single object gained them all: leaked on objects that already existed.
     reference_leak: bool
     # Objects recycled per kind during the runs: their tracebacks may be stale.
     recycled: dict[str, int]
@@ -82,7 +128,13 @@ class LeakReport:
         return [group for group in self.groups if group.leak]
 
     def __bool__(self) -> bool:
-        return bool(self.leaks) or self.reference_leak
+        return bool(
+            self.leaks
+            or self.reference_leaks
+            or self.block_leaks
+            or self.descriptor_leak
+            or self.reference_leak
+        )
 
     def assert_no_leaks(self) -> None:
         if self:
@@ -117,34 +169,67 @@ class Evidence:
     survivors: list[list[int]]  # per run, ids of the objects it left alive
     unaccounted: dict[int, int]
     tracebacks: dict[int, RawTraceback | None]
+    # (id, per-run rise, references from survivors) of old objects whose
+    # count rose in every run.
+    growing: list[tuple[int, list[int], int]]
+    # (traceback, per-run blocks, per-run bytes) of raw blocks that grew.
+    growing_blocks: list[tuple[RawTraceback, list[int], list[int]]]
+    new_descriptors: list[list[tuple[int, str]]]
     object_deltas: list[int]
     refcount_deltas: list[int]
     block_deltas: list[int]
+    descriptor_deltas: list[int]
 
 
 def gather(snapshots: _shim.Snapshots) -> Evidence:
     """Everything from a check window that needs tracemalloc still tracing."""
+    # The survivors first: they are told by serial, and everything made from
+    # here on is newer than the last record.
+    survivors = snapshots.survivors()
     heap = _shim.Heap(holders.live_frame_edges())
     # The heap keeps everything it lists alive; a survivor missing from it
     # died after the last record.
-    survivors = [[i for i in ids if i in heap] for ids in snapshots.survivors()]
+    survivors = [[i for i in ids if i in heap] for ids in survivors]
+    new = {i for ids in survivors for i in ids}
+    growing = [
+        (i, rises, sum(1 for r in heap.referrer_ids(i) if r in new))
+        for i, rises in snapshots.growing_references()
+        if i in heap
+    ]
     # Count references while only ids are held, so ours are not among them.
-    unaccounted = {i: heap.unaccounted_references(i) for ids in survivors for i in ids}
-    # The raw form costs a third of get_object_traceback()'s wrapper objects.
-    tracebacks = {
-        i: _tracemalloc._get_object_traceback(heap.object(i))
-        for ids in survivors
-        for i in ids
+    unaccounted = {
+        i: heap.unaccounted_references(i)
+        for i in [*new, *(i for i, _, _ in growing)]
     }
+    # The raw form costs a third of get_object_traceback()'s wrapper objects.
+    tracebacks = {i: _tracemalloc._get_object_traceback(heap.object(i)) for i in new}
     return Evidence(
         heap,
         survivors,
         unaccounted,
         tracebacks,
+        growing,
+        _growing_blocks(snapshots),
+        snapshots.new_descriptors(),
         snapshots.object_deltas(),
         snapshots.refcount_deltas(),
         snapshots.block_deltas(),
+        snapshots.descriptor_deltas(),
     )
+
+
+def _growing_blocks(
+    snapshots: _shim.Snapshots,
+) -> list[tuple[RawTraceback, list[int], list[int]]]:
+    """The tracebacks of the traced blocks whose count rose in every run."""
+    grown = {h: (blocks, size) for h, blocks, size in snapshots.growing_traces()}
+    found = []
+    if grown:
+        for _, _, traceback, _ in _tracemalloc._get_traces():
+            hit = grown.pop(hash(traceback), None)
+            if hit:
+                found.append((traceback, *hit))
+    return found
 
 
 def build_report(
@@ -172,18 +257,100 @@ def build_report(
         if type_name_of_class(cls) not in ignored
     ]
     groups.sort(key=lambda g: (not g.leak, -g.size, -g.count, g.type))
+    runs = len(survivors)
+    reference_leaks = [
+        _reference_leak(evidence, roots, i, rises, explained)
+        for i, rises, explained in evidence.growing
+        if sum(rises) - explained >= runs
+        and type_name(heap.object(i)) not in ignored
+    ]
+    descriptors = evidence.descriptor_deltas
     return LeakReport(
         target=target,
         warmup=warmup,
-        runs=len(survivors),
+        runs=runs,
         groups=groups,
+        reference_leaks=reference_leaks,
+        block_leaks=_block_leaks(evidence),
+        descriptor_leak=DescriptorLeak(
+            descriptors,
+            [path for fds in evidence.new_descriptors for _, path in fds],
+        )
+        if descriptors and all(d > 0 for d in descriptors)
+        else None,
         object_deltas=evidence.object_deltas,
         refcount_deltas=evidence.refcount_deltas,
         block_deltas=evidence.block_deltas,
+        descriptor_deltas=descriptors,
         reference_leak=all(delta > 0 for delta in evidence.refcount_deltas)
-        and not any(survivors),
+        and not any(survivors)
+        and not reference_leaks,
         recycled=recycled,
     )
+
+
+def _reference_leak(
+    evidence: Evidence,
+    roots: dict[int, str],
+    id_: int,
+    rises: list[int],
+    explained: int,
+) -> ReferenceLeak:
+    heap = evidence.heap
+    obj = heap.object(id_)
+    root, chain, held_by = _holders(heap, roots, [id_])
+    return ReferenceLeak(
+        type=type_name(obj),
+        example=safe_repr(obj),
+        per_run=rises,
+        explained=explained,
+        root=root,
+        chain=chain,
+        held_by=held_by,
+        unaccounted_references=evidence.unaccounted[id_],
+    )
+
+
+def _block_leaks(evidence: Evidence) -> list[BlockLeak]:
+    """Blocks that grew in every run, less those that may be part of an
+    object the runs left alive: one allocated by the same code, at another
+    line of the same frame or at the same line."""
+    owners = {
+        _frame_of(traceback) for traceback in evidence.tracebacks.values() if traceback
+    }
+    leaks = []
+    for traceback, blocks, sizes in evidence.growing_blocks:
+        if _frame_of(traceback) in owners:
+            continue
+        frames = _user_frames(traceback)
+        leaks.append(
+            BlockLeak(
+                per_run=blocks,
+                bytes_per_run=sizes,
+                site="{}:{}".format(*frames[-1]) if frames else None,
+                traceback=_format(frames[-SHOWN_FRAMES:]),
+            )
+        )
+    return leaks
+
+
+def _frame_of(traceback: RawTraceback) -> tuple[Any, ...]:
+    """The innermost frame's file and every frame that called it: the same
+    for every allocation one function call makes."""
+    return (traceback[0][0], *traceback[1:])
+
+
+def _holders(
+    heap: _shim.Heap, roots: dict[int, str], ids: list[int]
+) -> tuple[str | None, list[Node], list[str]]:
+    """Who holds the one of `ids` closest to a root: the root's description
+    (None if no root reaches them), the chain and each link in words."""
+    chain = heap.shortest_path(ids, roots.keys())
+    root = roots[id(chain[0])] if chain else None
+    if chain is None:
+        chain = heap.unreachable_path(ids)
+    nodes = [Node(id(obj), type_name(obj), safe_repr(obj, 40)) for obj in chain]
+    return root, nodes, holders.describe_chain(chain, roots)
 
 
 def _group(
@@ -195,13 +362,12 @@ def _group(
     for run, i in found:
         per_run[run] += 1
         size += _sizeof(heap.object(i))
-    example_id = found[0][1]
+    ids = [i for _, i in found]
+    root, chain, held_by = _holders(heap, roots, ids)
+    # The example is the member closest to a root: the chain ends at it.
+    example_id = chain[-1].id if chain[-1].id in ids else ids[0]
     example = heap.object(example_id)
     frames = _user_frames(evidence.tracebacks[example_id])
-    chain = heap.shortest_path(example_id, roots.keys())
-    root = roots[id(chain[0])] if chain else None
-    if chain is None:
-        chain = heap.unreachable_path(example_id)
     return LeakGroup(
         type=type_name(example),
         count=len(found),
@@ -212,8 +378,8 @@ def _group(
         traceback=_format(frames[-SHOWN_FRAMES:]),
         example=safe_repr(example),
         root=root,
-        chain=[Node(id(obj), type_name(obj), safe_repr(obj, 40)) for obj in chain],
-        held_by=holders.describe_chain(chain, roots),
+        chain=chain,
+        held_by=held_by,
         unaccounted_references=sum(evidence.unaccounted[i] for _, i in found),
     )
 
@@ -251,9 +417,21 @@ def _sizeof(obj: object) -> int:
 
 
 def _text(report: LeakReport) -> str:
-    leaks = report.leaks
+    count = (
+        len(report.leaks)
+        + len(report.reference_leaks)
+        + len(report.block_leaks)
+        + bool(report.descriptor_leak)
+        + report.reference_leak
+    )
     runs = f"{_count(report.runs, 'run')} after {_count(report.warmup, 'warm-up')}"
-    lines = [f"check_leaks: {_count(len(leaks), 'leak')} in {report.target} ({runs})"]
+    lines = [f"check_leaks: {_count(count, 'leak')} in {report.target} ({runs})"]
+    for leak in report.reference_leaks:
+        lines += ["", *_reference_text(leak)]
+    for block in report.block_leaks:
+        lines += ["", *_block_text(block)]
+    if report.descriptor_leak:
+        lines += ["", *_descriptor_text(report.descriptor_leak)]
     for group in report.groups:
         lines += ["", *_group_text(group, report.runs)]
     lines += [
@@ -263,15 +441,17 @@ def _text(report: LeakReport) -> str:
             f"{label} {' '.join(f'{d:+d}' for d in deltas)}"
             for label, deltas in (
                 ("objects", report.object_deltas),
-                ("total refcount", report.refcount_deltas),
+                ("references", report.refcount_deltas),
                 ("allocated blocks", report.block_deltas),
+                ("descriptors", report.descriptor_deltas),
             )
         ),
     ]
     if report.reference_leak:
         lines.append(
-            "the total refcount grew in every run with no new object to explain it: "
-            "a reference leaked on an object that already existed (a missing Py_DECREF?)"
+            "references grew in every run with no new object and no single object "
+            "to explain them: references leaked on objects that already existed "
+            "(a missing Py_DECREF?)"
         )
     if report.recycled:
         counts = ", ".join(f"{kind} {n}" for kind, n in report.recycled.items())
@@ -292,28 +472,75 @@ def _group_text(group: LeakGroup, runs: int) -> list[str]:
     lines = [
         f"{kind}: {_count(group.count, group.type + ' object')}, {group.size} B ({pattern})"
     ]
-    if group.traceback:
-        lines.append(f"  allocated at {group.site}")
-        lines += ["    " + line for line in group.traceback]
-    else:
-        lines.append("  allocated before tracing started")
+    lines += _traceback_text(group.site, group.traceback)
     lines.append(f"  e.g. {group.example}")
-    if group.held_from_c:
-        top = group.chain[0]
-        what = (
-            "it" if len(group.chain) == 1 else f"the {top.type} {top.repr} holding it"
-        )
-        lines.append(f"  held by nothing visible: {what} is held from C")
-    lines += [
-        ("  held by " if i == 0 else "        → ") + text
-        for i, text in enumerate(group.held_by)
-    ]
+    lines += _holder_text(group.root, group.chain, group.held_by)
     if group.unaccounted_references:
         lines.append(
             f"  {_count(group.unaccounted_references, 'reference')} nothing accounts for: "
             "probable refcount leak in C"
         )
     return lines
+
+
+def _reference_text(leak: ReferenceLeak) -> list[str]:
+    rises = " ".join(f"+{n}" for n in leak.per_run)
+    lines = [
+        f"LEAK: references to an existing {leak.type} object ({rises} per run)",
+        f"  the object: {leak.example}",
+    ]
+    lines += _holder_text(leak.root, leak.chain, leak.held_by)
+    if leak.explained:
+        lines.append(
+            f"  {_count(leak.explained, 'reference')} of them from objects the runs left alive"
+        )
+    if leak.unaccounted_references:
+        lines.append(
+            f"  {_count(leak.unaccounted_references, 'reference')} to it nothing accounts for: "
+            "a missing Py_DECREF in C (or a reference no tp_traverse reports)"
+        )
+    else:
+        lines.append("  every reference to it is visible: a container keeps adding it")
+    return lines
+
+
+def _block_text(leak: BlockLeak) -> list[str]:
+    blocks = " ".join(f"+{n}" for n in leak.per_run)
+    size = " ".join(f"+{n}" for n in leak.bytes_per_run)
+    lines = [f"LEAK: raw memory, {blocks} blocks ({size} B) per run, in no object"]
+    return lines + _traceback_text(leak.site, leak.traceback)
+
+
+def _descriptor_text(leak: DescriptorLeak) -> list[str]:
+    opened = " ".join(f"+{n}" for n in leak.per_run)
+    lines = [f"LEAK: file descriptors, {opened} per run, never closed"]
+    return lines + [f"  open: {path}" for path in leak.paths[:SHOWN_PATHS]] + (
+        [f"  … {len(leak.paths) - SHOWN_PATHS} more"]
+        if len(leak.paths) > SHOWN_PATHS
+        else []
+    )
+
+
+def _traceback_text(site: str | None, traceback: list[str]) -> list[str]:
+    if not traceback:
+        return ["  allocated before tracing started"]
+    return [f"  allocated at {site}", *("    " + line for line in traceback)]
+
+
+def _holder_text(root: str | None, chain: list[Node], held_by: list[str]) -> list[str]:
+    lines = []
+    if root is None:
+        top = chain[0]
+        what = "it" if len(chain) == 1 else f"the {top.type} {top.repr} holding it"
+        lines.append(f"  held by nothing visible: {what} is held from C")
+    links = [
+        ("  held by " if i == 0 else "        → ") + text
+        for i, text in enumerate(held_by)
+    ]
+    if len(links) > 2 * SHOWN_LINKS:
+        hidden = len(links) - 2 * SHOWN_LINKS
+        links[SHOWN_LINKS:-SHOWN_LINKS] = [f"        … {hidden:,} more links …"]
+    return lines + links
 
 
 def _count(n: int, noun: str) -> str:
@@ -350,9 +577,22 @@ def _dot_escape(text: str) -> str:
 
 def _html(report: LeakReport) -> str:
     """A self-contained page: no scripts, no external files."""
+    parts = [
+        *(("leak", _reference_text(leak)) for leak in report.reference_leaks),
+        *(("leak", _block_text(leak)) for leak in report.block_leaks),
+        *(
+            [("leak", _descriptor_text(report.descriptor_leak))]
+            if report.descriptor_leak
+            else []
+        ),
+        *(
+            ("leak" if g.leak else "once", _group_text(g, report.runs))
+            for g in report.groups
+        ),
+    ]
     sections = "\n".join(
-        f"<section class={'leak' if g.leak else 'once'}><pre>{html.escape(chr(10).join(_group_text(g, report.runs)))}</pre></section>"
-        for g in report.groups
+        f"<section class={kind}><pre>{html.escape(chr(10).join(lines))}</pre></section>"
+        for kind, lines in parts
     )
     title = html.escape(_text(report).splitlines()[0])
     return f"""<!doctype html>

@@ -4,8 +4,18 @@ import builtins
 import reprlib
 from typing import Any
 
+from ._shim import null_slot
+
 
 class _Repr(reprlib.Repr):
+    def repr1(self, x: Any, level: int) -> str:
+        # A tuple or list leaked half-built from C crashes whatever reads its
+        # empty slot, reprlib's own code included.
+        slot = null_slot(x)
+        if slot is not None:
+            return f"<half-built {type_name(x)} of {len(x)}: item {slot} is NULL>"
+        return super().repr1(x, level)
+
     def repr_instance(self, obj: Any, level: int) -> str:
         # reprlib's own fallback hides why; say what the __repr__ raised.
         try:
