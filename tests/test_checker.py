@@ -332,6 +332,45 @@ def test_report_survives_any_repr(kind):
     assert "held by global `NASTY` of module `test_checker`" in str(report)
 
 
+class HostileMeta(type):
+    def __repr__(cls):
+        raise RuntimeError("no class repr")
+
+
+class Hostile(metaclass=HostileMeta):
+    """Every hook the report could call raises."""
+
+    def __eq__(self, other):
+        raise RuntimeError("no eq")
+
+    def __hash__(self):
+        raise RuntimeError("no hash")
+
+    def __getattribute__(self, name):
+        raise RuntimeError("no attributes")
+
+    def __sizeof__(self):
+        raise RuntimeError("no size")
+
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+HOSTILE = []
+
+
+def test_report_survives_hostile_objects():
+    def keep():
+        hostile = Hostile()
+        HOSTILE.append({"key": hostile})
+
+    report = check_leaks.check(keep, repeat=REPEAT)
+    group = only_group(report, "test_checker.Hostile")
+    assert_leak(group)
+    assert group.example.startswith("<test_checker.Hostile object at 0x")
+    assert group.held_by[-1] == "key 'key' of a dict"
+
+
 def test_outputs():
     report = check_leaks.check(leaky_code.global_cache, repeat=REPEAT)
     text = str(report)

@@ -42,6 +42,10 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     if stubtest {
         requirements.push(root.join("tests/stubtest-requirements.txt"));
     }
+    // Only the debug flavour runs the leak checker, whose verdicts they test.
+    if flags.flavor == Flavor::Debug {
+        requirements.push(root.join("tests/wheel-requirements.txt"));
+    }
     phase::loud("test requirements", || {
         install_requirements(&sh, &patched, &requirements)
     })?;
