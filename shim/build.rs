@@ -1,5 +1,5 @@
-//! Generates Rust bindings for `Include/cpython/freelistctl.h` and
-//! `Include/cpython/tracerefs.h`, the public APIs added by the check_leaks
+//! Generates Rust bindings for `Include/cpython/freelistctl.h`,
+//! `tracerefs.h` and `heaproots.h`, the public APIs added by the check_leaks
 //! CPython patches, from the headers of the very
 //! interpreter PyO3 builds against (maturin passes it as `PYO3_PYTHON`).
 
@@ -16,9 +16,9 @@ fn main() {
         .executable()
         .unwrap_or_else(|| fail("PyO3 resolved no Python executable; set PYO3_PYTHON"));
     let include = include_dir(python);
-    if !include.join("cpython/tracerefs.h").is_file() {
+    if !include.join("cpython/heaproots.h").is_file() {
         fail(&format!(
-            "the interpreter at {python} lacks Include/cpython/tracerefs.h; \
+            "the interpreter at {python} lacks Include/cpython/heaproots.h; \
              build the toolkit interpreter with `cargo xtask build-python`"
         ));
     }
@@ -26,17 +26,20 @@ fn main() {
     let bindings = bindgen::Builder::default()
         .header_contents("freelistctl_wrapper.h", "#include <Python.h>\n")
         .clang_arg(format!("-I{}", include.display()))
-        // Only the patches' APIs (freelistctl.h, tracerefs.h): everything
+        // Only the patches' APIs (freelistctl.h, tracerefs.h, heaproots.h): everything
         // else comes from pyo3-ffi.
         .allowlist_function("PyFreeList_.*")
         .allowlist_type("PyFreeListInfo")
         .allowlist_var("PyFreeList_.*")
         .allowlist_function("PyTraceRefs_.*")
+        .allowlist_function("PyUnstable_VisitInterpreterRoots")
+        .allowlist_function("PyUnstable_Object_VisitUntraversed")
         // Share pyo3-ffi's definitions instead of re-deriving them.
         .blocklist_type("Py_ssize_t")
         .blocklist_type("PyObject")
         .blocklist_type("_object")
-        .raw_line("use pyo3::ffi::{PyObject, Py_ssize_t};")
+        .blocklist_type("visitproc")
+        .raw_line("use pyo3::ffi::{visitproc, PyObject, Py_ssize_t};")
         .derive_default(true)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()

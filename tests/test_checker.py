@@ -1,9 +1,14 @@
 """The leak checker through its public API: each leak found with the right
 type, allocation line and holder; clean code gives an empty report."""
 
+import atexit
+import codecs
 import contextlib
+import functools
+import itertools
 import json
 import os
+import subprocess
 import sys
 import tracemalloc
 
@@ -305,6 +310,117 @@ def test_half_built_tuple_gives_a_report(leakext):
     assert_leak(group)
     assert group.example == "<half-built tuple of 3: item 1 is NULL>"
     assert group.held_from_c
+
+
+REGISTERED = []
+
+
+def test_atexit_callback_is_named():
+    def register():
+        callback = lambda: None  # noqa: E731
+        REGISTERED.append(callback)
+        atexit.register(callback)
+
+    try:
+        report = check_leaks.check(register, repeat=REPEAT)
+    finally:
+        for callback in REGISTERED:
+            atexit.unregister(callback)
+        REGISTERED.clear()
+    group = only_group(report, "function")
+    assert_leak(group)
+    # The closest root: atexit's own reference, not this module's list.
+    assert group.held_by == ["a callback registered with `atexit`"]
+    assert group.unaccounted_references == 0 and not group.held_from_c
+
+
+def test_codec_search_function_is_named():
+    found = []
+
+    def register():
+        search = lambda name: None  # noqa: E731
+        found.append(search)
+        codecs.register(search)
+
+    try:
+        report = check_leaks.check(register, repeat=REPEAT)
+    finally:
+        for search in found:
+            codecs.unregister(search)
+    group = only_group(report, "function")
+    assert group.held_by[0] == "the codec search path (`codecs.register`)"
+    assert group.unaccounted_references == 0 and not group.held_from_c
+
+
+def test_audit_hook_is_named():
+    """In a child: an audit hook cannot be removed."""
+    code = (
+        "import sys, check_leaks\n"
+        "report = check_leaks.check(lambda: sys.addaudithook(lambda *a: None))\n"
+        "print(report)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "LEAK: 3 function objects" in out
+    assert "  held by the audit hooks (`sys.addaudithook`)" in out
+    assert "nothing accounts for" not in out
+
+
+class Lazy:
+    @functools.cached_property
+    def value(self):
+        return [1, 2]
+
+
+LAZY = []
+
+
+def test_cached_property_dict_is_accounted_for():
+    """3.13 keeps an instance's attributes inline; the dict made to view
+    them is reported by no tp_traverse."""
+
+    def keep():
+        lazy = Lazy()
+        lazy.value
+        LAZY.append(lazy)
+
+    report = check_leaks.check(keep, repeat=REPEAT)
+    group = only_group(report, "dict")
+    assert_leak(group)
+    assert group.unaccounted_references == 0 and not group.held_from_c
+
+
+@functools.lru_cache(maxsize=1000)
+def cached(n):
+    return [n]
+
+
+NUMBERS = itertools.count(10**6)
+
+
+def test_lru_cache_entries_are_accounted_for():
+    report = check_leaks.check(lambda: cached(next(NUMBERS)), repeat=REPEAT)
+    assert {g.type for g in report.leaks} == {"list", "int", "functools._lru_list_elem"}
+    for group in report.leaks:
+        assert group.unaccounted_references == 0 and not group.held_from_c, group
+        assert group.held_by[0] == "global `cached` of module `test_checker`"
+
+
+def test_census_lists_a_reference_leaked_in_c(leakext):
+    class Marked:
+        pass
+
+    marked = Marked()
+    before = check_leaks.census()
+    leakext.leak_reference(marked)
+    after = check_leaks.census()
+    [group] = [g for g in after.groups if g.type.endswith("Marked")]
+    assert group.objects == 1 and group.references == 1
+    assert not any(g.type.endswith("Marked") for g in before.groups)
+    assert str(after).splitlines()[-1] == (
+        f"census: {after.objects} objects, {after.unaccounted} with unaccounted references"
+    )
 
 
 class Nasty:

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use pyo3::{ffi, Borrowed, PyTraverseError};
 
-use crate::objects::{for_each_referent, live_objects, refcount};
+use crate::objects::{for_each_referent, for_each_root, live_objects, refcount};
 
 /// Every live object and who references whom, from one `tp_traverse` pass.
 // Objects are numbered by their place in `ids`. `u32` numbers halve the
@@ -25,26 +25,18 @@ pub struct Heap {
     /// one per reference.
     starts: Vec<usize>,
     referrers: Vec<u32>,
-    /// References to object `i` from the lists of other `Heap`s (empty if
-    /// there were none): counted as accounted for, never walked, since such
-    /// a list references everything.
+    /// References to object `i` that are not edges: from the interpreter's
+    /// roots in C, and from the lists of other `Heap`s, which reference
+    /// everything and are never walked. Counted as accounted for.
     hidden: Vec<u32>,
+    /// The objects the interpreter holds from C, with where it keeps each.
+    roots: Vec<(u32, String)>,
 }
 
 #[pymethods]
 impl Heap {
     #[new]
-    #[pyo3(signature = (extra_edges = None), text_signature = "(extra_edges=())")]
-    fn new(py: Python<'_>, extra_edges: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        // Iterated before the heap is taken: the iterator may create the
-        // objects it names (frame objects, say), and they must be in it.
-        let extra: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = match extra_edges {
-            Some(edges) => edges
-                .try_iter()?
-                .map(|edge| edge?.extract())
-                .collect::<PyResult<_>>()?,
-            None => Vec::new(),
-        };
+    fn new(py: Python<'_>) -> PyResult<Self> {
         let objects = live_objects(&py.import("sys")?.getattr("getobjects")?)?;
 
         let mut other_lists = Vec::new();
@@ -70,16 +62,8 @@ impl Heap {
                 }
             });
         }
-        for (referrer, referent) in &extra {
-            let referrer = index(referrer.as_ptr() as usize);
-            if let (Some(referrer), Some(referent)) = (referrer, index(referent.as_ptr() as usize))
-            {
-                edges.push((referent, referrer));
-            }
-        }
-        let mut hidden = Vec::new();
+        let mut hidden = vec![0; ids.len()];
         for &list in &other_lists {
-            hidden.resize(ids.len(), 0);
             // SAFETY: a `Heap` in `objects` holds the list.
             let list = unsafe { borrow(py, list) };
             for_each_referent(list, |referent| {
@@ -88,6 +72,13 @@ impl Heap {
                 }
             });
         }
+        let mut roots = Vec::new();
+        for_each_root(py, |referent, description| {
+            if let Some(referent) = index(referent) {
+                hidden[referent as usize] += 1;
+                roots.push((referent, description.to_owned()));
+            }
+        });
 
         let (starts, referrers) = by_referent(ids.len(), edges);
         Ok(Heap {
@@ -96,7 +87,26 @@ impl Heap {
             starts,
             referrers,
             hidden,
+            roots,
         })
+    }
+
+    /// Every object the interpreter holds from C, with where it is kept.
+    fn roots(&self) -> Vec<(usize, String)> {
+        self.roots
+            .iter()
+            .map(|(index, description)| (self.ids[*index as usize], description.clone()))
+            .collect()
+    }
+
+    /// Every object with references nothing accounts for, and how many.
+    fn unaccounted(&self, py: Python<'_>) -> Vec<(usize, isize)> {
+        (0..self.ids.len() as u32)
+            .filter_map(|index| {
+                let count = self.unaccounted_at(py, index);
+                (count > 0).then(|| (self.ids[index as usize], count))
+            })
+            .collect()
     }
 
     fn __len__(&self) -> usize {
@@ -165,14 +175,7 @@ impl Heap {
     /// How many references to object `id` no object in the heap accounts
     /// for: 0 for an immortal object, never negative.
     fn unaccounted_references(&self, py: Python<'_>, id: usize) -> PyResult<isize> {
-        let index = self.index(id)?;
-        let hidden = self.hidden.get(index as usize).copied().unwrap_or(0);
-        let accounted = self.referrers_of(index).len() + hidden as usize;
-        // One more reference is the heap's own list.
-        Ok(
-            refcount(self.get(py, index))
-                .map_or(0, |count| (count - accounted as isize - 1).max(0)),
-        )
+        Ok(self.unaccounted_at(py, self.index(id)?))
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -194,6 +197,12 @@ impl Heap {
             return Err(PyValueError::new_err("no target objects given"));
         }
         ids.iter().map(|&id| self.index(id)).collect()
+    }
+
+    fn unaccounted_at(&self, py: Python<'_>, index: u32) -> isize {
+        let accounted = self.referrers_of(index).len() + self.hidden[index as usize] as usize;
+        // One more reference is the heap's own list.
+        refcount(self.get(py, index)).map_or(0, |count| (count - accounted as isize - 1).max(0))
     }
 
     fn referrers_of(&self, index: u32) -> &[u32] {

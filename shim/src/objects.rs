@@ -2,7 +2,8 @@
 //! (`sys.getobjects`, or a visit with each object's allocation serial), what
 //! an object references (`tp_traverse`) and how many references it has.
 
-use std::os::raw::{c_int, c_void};
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -27,29 +28,35 @@ pub fn live_objects<'py>(getobjects: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 }
 
 /// Calls `visit` with the address of every object that `object` references,
-/// as its type's `tp_traverse` reports them, with multiplicity. Objects the
-/// gc does not handle report nothing, exactly as with `gc.get_referents`.
-///
-/// Two additions, for references that every such object holds but its
-/// traversal may not report:
-/// - A dict whose keys are all str reports only its values (`dict_traverse`
+/// with multiplicity: what its type's `tp_traverse` reports (objects the gc
+/// does not handle report nothing, as with `gc.get_referents`), and what
+/// the object holds that its traversal leaves out:
+/// - what `PyUnstable_Object_VisitUntraversed` (patch 0013) reports: a code
+///   object's constants and names, a type's name, slots and subclasses, a
+///   static type's namespace, bases and MRO, and a managed dict hidden by
+///   inline values;
+/// - a dict whose keys are all str reports only its values (`dict_traverse`
 ///   in 3.13: str keys cannot form cycles), yet holds a reference to each
-///   key. Without them a str leaked as a dict key would look held from C. A
-///   table that reported fewer than a key and a value per entry has its keys
-///   added.
-/// - An instance of a heap type holds a reference to its type. Types written
-///   in C often leave it out of their `tp_traverse`; it is added if so.
+///   key. A table that reported fewer than a key and a value per entry has
+///   its keys added;
+/// - an instance of a heap type holds a reference to its type, which types
+///   written in C often leave out of their `tp_traverse`;
+/// - a bounded `lru_cache` holds a reference to each of its entries.
 pub fn for_each_referent<F: FnMut(usize)>(object: Borrowed<'_, '_, PyAny>, mut visit: F) {
     let mut reported = 0;
+    let pointer = object.as_ptr();
     // SAFETY: `Borrowed` guarantees a live object, and a type outlives it.
-    let kind = unsafe { ffi::Py_TYPE(object.as_ptr()) };
+    let kind = unsafe { ffi::Py_TYPE(pointer) };
     let is_heap_type = unsafe { ffi::PyType_HasFeature(kind, ffi::Py_TPFLAGS_HEAPTYPE) } != 0;
     let mut type_reported = false;
-    traverse(object, |referent| {
+    let mut count = |referent: usize| {
         reported += 1;
         type_reported |= referent == kind as usize;
         visit(referent);
-    });
+    };
+    traverse(object, &mut count);
+    untraversed(object, &mut count);
+    for_each_lru_entry(pointer, &mut count);
     if is_heap_type && !type_reported {
         visit(kind as usize);
     }
@@ -58,6 +65,39 @@ pub fn for_each_referent<F: FnMut(usize)>(object: Borrowed<'_, '_, PyAny>, mut v
             for (key, _) in dict.iter() {
                 visit(key.as_ptr() as usize);
             }
+        }
+    }
+}
+
+/// The head of `struct lru_list_elem` of Modules/_functoolsmodule.c (3.13),
+/// which no header declares. An `lru_cache` wrapper (`lru_cache_object`)
+/// starts with one too: the root of its ring of entries.
+#[repr(C)]
+struct LruListElem {
+    ob_base: ffi::PyObject,
+    prev: *mut LruListElem,
+    next: *mut LruListElem,
+}
+
+/// Calls `visit` with each entry of a bounded `lru_cache`, if `object` is
+/// one: the wrapper owns a reference to each entry of its ring, besides the
+/// cache dict's. (Its `tp_traverse` reports each entry's key and result, as
+/// if it held them itself.)
+fn for_each_lru_entry(object: *mut ffi::PyObject, mut visit: impl FnMut(usize)) {
+    // SAFETY: `object` is alive; its type's name is a C string that lives
+    // as long as the type, and the ring is read only once the type is known
+    // to be `_lru_cache_wrapper`, whose head the struct mirrors. The ring is
+    // consistent while the GIL is held.
+    unsafe {
+        let kind = ffi::Py_TYPE(object);
+        if CStr::from_ptr((*kind).tp_name) != c"functools._lru_cache_wrapper" {
+            return;
+        }
+        let root = object.cast::<LruListElem>();
+        let mut link = (*root).next;
+        while !link.is_null() && link != root {
+            visit(link as usize);
+            link = (*link).next;
         }
     }
 }
@@ -80,11 +120,22 @@ fn traverse<F: FnMut(usize)>(object: Borrowed<'_, '_, PyAny>, mut visit: F) {
     }
 }
 
+fn untraversed<F: FnMut(usize)>(object: Borrowed<'_, '_, PyAny>, mut visit: F) {
+    let arg: *mut F = &mut visit;
+    // SAFETY: `Borrowed` guarantees a live object and the GIL; `trampoline`
+    // is called only during the call, with `arg` pointing at `visit` on this
+    // stack frame, and returns 0.
+    unsafe {
+        bindings::PyUnstable_Object_VisitUntraversed(object.as_ptr(), trampoline::<F>, arg.cast());
+    }
+}
+
 unsafe extern "C" fn trampoline<F: FnMut(usize)>(
     referent: *mut ffi::PyObject,
     arg: *mut c_void,
 ) -> c_int {
-    // SAFETY: `for_each_referent` passes a pointer to its live `F` as `arg`.
+    // SAFETY: `traverse` and `untraversed` pass a pointer to their live `F`
+    // as `arg`.
     let visit = unsafe { &mut *arg.cast::<F>() };
     visit(referent as usize);
     0
@@ -154,5 +205,31 @@ pub fn null_slot(obj: &Bound<'_, PyAny>) -> Option<usize> {
         } else {
             None
         }
+    }
+}
+
+/// Calls `visit` with every object the interpreter and its threads hold a
+/// strong reference to from C, once per reference, and where it is kept in
+/// words (patch 0012).
+///
+/// `visit` must not create or destroy Python objects.
+pub fn for_each_root<F: FnMut(usize, &str)>(_py: Python<'_>, mut visit: F) {
+    unsafe extern "C" fn trampoline<F: FnMut(usize, &str)>(
+        object: *mut ffi::PyObject,
+        description: *const c_char,
+        arg: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `for_each_root` passes a pointer to its live `F` as `arg`,
+        // and the description is a C string valid during the call.
+        let (visit, description) = unsafe { (&mut *arg.cast::<F>(), CStr::from_ptr(description)) };
+        visit(object as usize, &description.to_string_lossy());
+        0
+    }
+    let arg: *mut F = &mut visit;
+    // SAFETY: the token proves the GIL; `trampoline` is called only during
+    // the walk, with `arg` pointing at `visit` on this stack frame, and
+    // returns 0, so the walk never stops early.
+    unsafe {
+        bindings::PyUnstable_VisitInterpreterRoots(Some(trampoline::<F>), arg.cast());
     }
 }

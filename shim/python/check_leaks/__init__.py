@@ -5,7 +5,8 @@ freelists can be switched off, so that every object is allocated through the
 memory allocator and tracemalloc attributes it exactly.
 
 - `check(func, ...)` and `watch()` find what code leaves behind, with each
-  object's allocation site and who holds it. They switch precise mode and
+  object's allocation site and who holds it. `census()` lists the live
+  objects whose references nothing accounts for. They switch precise mode and
   tracemalloc on for their window and restore the previous state after.
 - `precise_tracebacks()`, `freelists()` and `set_freelist()` control the
   freelists directly; they never start tracemalloc.
@@ -34,19 +35,34 @@ except ImportError as _import_error:
         "build-python`, then run Python through `cargo xtask python ...`."
     ) from _import_error
 
+from .census import Census, CensusGroup, census
 from .checker import check, watch
-from .report import LeakError, LeakGroup, LeakReport, Node
+from .report import (
+    BlockLeak,
+    DescriptorLeak,
+    LeakError,
+    LeakGroup,
+    LeakReport,
+    Node,
+    ReferenceLeak,
+)
 
 __version__ = version("check-leaks")
 
 __all__ = [
     "KINDS",
+    "BlockLeak",
+    "Census",
+    "CensusGroup",
+    "DescriptorLeak",
     "FreeList",
     "LeakError",
     "LeakGroup",
     "LeakReport",
     "Node",
     "PreciseTracebacks",
+    "ReferenceLeak",
+    "census",
     "check",
     "freelists",
     "precise_tracebacks",

@@ -2,7 +2,7 @@
 analyse the live heap."""
 
 import builtins
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import Final, Self, final
 
@@ -137,12 +137,15 @@ class Snapshots:
 class Heap:
     """Every live object and who references whom.
 
-    Built from one `tp_traverse` pass over `sys.getobjects(0)`: an edge is a
-    reference that the holder's type reports to the gc, as
-    `gc.get_referents()` shows them, plus two that every such holder has and
-    its traversal may leave out: the str keys of a dict, and an instance's
-    reference to its heap type. References the gc is not told about (from
-    objects it does not track, like code objects, or from C) are not edges. The heap keeps the list it took, so every
+    Built from one pass over `sys.getobjects(0)`: an edge is a reference
+    that the holder's type reports to the gc, as `gc.get_referents()` shows
+    them, plus those that the holder has and its traversal leaves out
+    (`PyUnstable_Object_VisitUntraversed`: a code object's constants and
+    names, a type's name, slots and subclasses, a static type's namespace,
+    bases and MRO, a managed dict hidden by inline values; and, from the
+    shim, the str keys of a dict, an instance's reference to its heap type,
+    and an `lru_cache` entry's key and result). References the interpreter
+    holds from C are not edges; `roots()` lists them. The heap keeps the list it took, so every
     object in it stays alive and every id stays valid while the heap lives.
     The lists of other live `Heap`s are left out: they reference everything.
 
@@ -150,16 +153,20 @@ class Heap:
     it.
     """
 
-    def __new__(cls, extra_edges: Iterable[tuple[object, object]] = ()) -> Heap:
-        """Take the heap, adding the references in `extra_edges`, given as
-        (referrer, referent) pairs, to those that `tp_traverse` reports.
+    def __new__(cls) -> Heap:
+        """Take the heap: every live object, every edge between them, and
+        every reference the interpreter holds from C."""
 
-        An executing frame does not report its locals, so callers pass them
-        here. `extra_edges` is consumed before the heap is taken, so objects
-        the iteration creates are in it; an iterator keeps the pairs
-        themselves out of it. Pairs with an object not in the heap are
-        ignored.
-        """
+    def roots(self) -> list[tuple[int, str]]:
+        """(id, where it is kept, in words) for each reference the
+        interpreter and its threads hold from C, outside any object
+        (`PyUnstable_VisitInterpreterRoots`): sys.modules, atexit callbacks,
+        the codec registries, audit hooks, the locals and stack of running
+        frames, and more. Such references count as accounted for."""
+
+    def unaccounted(self) -> list[tuple[int, int]]:
+        """(id, count) of every object with references nothing accounts
+        for, as `unaccounted_references` counts them."""
 
     def __len__(self) -> int:
         """The number of objects."""

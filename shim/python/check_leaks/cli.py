@@ -12,11 +12,15 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .census import census
 from .checker import check
 
 EXIT_CLEAN, EXIT_LEAKS, EXIT_ERROR = 0, 1, 2
 
 EPILOG = """\
+`python -m check_leaks census` lists instead the live objects whose
+references nothing accounts for (see `census --help`).
+
 The target runs --warmup times, then --repeat times while the heap is recorded.
 A script or module runs as __main__ each time, with sys.argv set to it and
 its arguments.
@@ -75,7 +79,27 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
+def census_parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="python -m check_leaks census",
+        description="List the live objects whose references nothing accounts for,\n"
+        "grouped by type. The last line counts them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cli.add_argument(
+        "--import",
+        dest="modules",
+        default="",
+        metavar="MOD,MOD,...",
+        help="import these modules first",
+    )
+    return cli
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["census"]:
+        return _census(argv[1:])
     cli = parser()
     options = cli.parse_args(argv)
     try:
@@ -97,6 +121,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if path is not None:
             path.write_text(render(), encoding="utf-8")
     return EXIT_LEAKS if report else EXIT_CLEAN
+
+
+def _census(argv: Sequence[str]) -> int:
+    cli = census_parser()
+    options = cli.parse_args(argv)
+    for module in filter(None, options.modules.split(",")):
+        try:
+            importlib.import_module(module.strip())
+        except ImportError as error:
+            cli.error(str(error))  # exits with status 2
+    print(census())
+    return EXIT_CLEAN
 
 
 def _runner(options: argparse.Namespace) -> Callable[[], None]:

@@ -10,6 +10,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+from . import _shim
 from ._shim import null_slot
 from .saferepr import safe_repr, type_name, type_name_of_class
 
@@ -33,10 +34,18 @@ _ATTRIBUTES: dict[type, tuple[str, ...]] = {
 }
 
 
-def roots() -> dict[int, str]:
+class Roots(dict[int, str]):
     """The objects a chain of holders may stop at, by id, each described in
-    words: module globals, class attributes, live frames and threads."""
-    found: dict[int, str] = {}
+    words. `from_c` holds the ids of those the interpreter keeps from C."""
+
+    from_c: set[int]
+
+
+def roots(heap: _shim.Heap) -> Roots:
+    """Module globals, class attributes, live frames and threads, then what
+    the interpreter holds from C: sys.modules, atexit callbacks, the codec
+    registries, audit hooks, the locals of running frames and more."""
+    found = Roots()
     for name, module in list(sys.modules.items()):
         namespace = getattr(module, "__dict__", None)
         if isinstance(namespace, dict):
@@ -49,21 +58,21 @@ def roots() -> dict[int, str]:
         found[id(frame)] = f"frame of `{frame.f_code.co_qualname}` ({_where(frame)})"
     for thread in threading.enumerate():
         found[id(thread)] = f"thread `{thread.name}`"
+    found.from_c = set()
+    for i, description in heap.roots():
+        if i not in found:
+            found[i] = description
+            found.from_c.add(i)
     return found
 
 
-def live_frame_edges() -> Iterator[tuple[object, object]]:
-    """(frame, value) for each local of every executing frame. A running frame
-    does not report its locals to tp_traverse: they are roots of the gc."""
-    for frame in _live_frames():
-        for value in _frame_locals(frame).values():
-            yield frame, value
-
-
-def describe_chain(chain: list[Any], roots: dict[int, str]) -> list[str]:
+def describe_chain(chain: list[Any], roots: Roots) -> list[str]:
     """One line per reference along `chain` ([root, ..., target]), each saying
-    where the next object sits."""
+    where the next object sits; first, where the interpreter keeps the root
+    if it holds it from C."""
     lines = []
+    if id(chain[0]) in roots.from_c:
+        lines.append(roots[id(chain[0])])
     i = 0
     while i < len(chain) - 1:
         holder, held = chain[i], chain[i + 1]
@@ -82,7 +91,7 @@ def describe_chain(chain: list[Any], roots: dict[int, str]) -> list[str]:
             )
             i += 2
             continue
-        if i == 0 and id(holder) in roots:
+        if i == 0 and id(holder) in roots and id(holder) not in roots.from_c:
             lines.append(_root_edge(holder, held, roots[id(holder)]))
         else:
             lines.append(describe_edge(holder, held))

@@ -58,6 +58,7 @@ class LeakGroup:
     chain: list[Node]  # from the root (or the topmost holder) down to the example
     held_by: list[str]  # for each link of `chain`, where the next object sits
     unaccounted_references: int  # references no traversal explains: a C refcount leak
+    has_traverse: bool  # its type takes part in the gc, with a tp_traverse
 
     @property
     def held_from_c(self) -> bool:
@@ -186,7 +187,7 @@ def gather(snapshots: _shim.Snapshots) -> Evidence:
     # The survivors first: they are told by serial, and everything made from
     # here on is newer than the last record.
     survivors = snapshots.survivors()
-    heap = _shim.Heap(holders.live_frame_edges())
+    heap = _shim.Heap()
     # The heap keeps everything it lists alive; a survivor missing from it
     # died after the last record.
     survivors = [[i for i in ids if i in heap] for ids in survivors]
@@ -225,7 +226,9 @@ def _growing_blocks(
     grown = {h: (blocks, size) for h, blocks, size in snapshots.growing_traces()}
     found = []
     if grown:
-        for _, _, traceback, _ in _tracemalloc._get_traces():
+        # (domain, size, traceback, total_nframe)
+        for trace in _tracemalloc._get_traces():
+            traceback = trace[2]
             hit = grown.pop(hash(traceback), None)
             if hit:
                 found.append((traceback, *hit))
@@ -244,7 +247,7 @@ def build_report(
     who holds each group."""
     ignored = {t if isinstance(t, str) else type_name_of_class(t) for t in ignore}
     heap, survivors = evidence.heap, evidence.survivors
-    roots = holders.roots()
+    roots = holders.roots(heap)
     members: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
     for run, ids in enumerate(survivors):
         for i in ids:
@@ -291,7 +294,7 @@ def build_report(
 
 def _reference_leak(
     evidence: Evidence,
-    roots: dict[int, str],
+    roots: holders.Roots,
     id_: int,
     rises: list[int],
     explained: int,
@@ -341,7 +344,7 @@ def _frame_of(traceback: RawTraceback) -> tuple[Any, ...]:
 
 
 def _holders(
-    heap: _shim.Heap, roots: dict[int, str], ids: list[int]
+    heap: _shim.Heap, roots: holders.Roots, ids: list[int]
 ) -> tuple[str | None, list[Node], list[str]]:
     """Who holds the one of `ids` closest to a root: the root's description
     (None if no root reaches them), the chain and each link in words."""
@@ -354,7 +357,7 @@ def _holders(
 
 
 def _group(
-    evidence: Evidence, roots: dict[int, str], found: list[tuple[int, int]]
+    evidence: Evidence, roots: holders.Roots, found: list[tuple[int, int]]
 ) -> LeakGroup:
     heap = evidence.heap
     per_run = [0] * len(evidence.survivors)
@@ -381,6 +384,7 @@ def _group(
         chain=chain,
         held_by=held_by,
         unaccounted_references=sum(evidence.unaccounted[i] for _, i in found),
+        has_traverse=_has_gc(type(example)),
     )
 
 
@@ -407,6 +411,16 @@ def _format(frames: list[tuple[str, int]]) -> list[str]:
         if source:
             lines.append(f"    {source}")
     return lines
+
+
+def _has_gc(cls: type) -> bool:
+    """Whether objects of `cls` take part in the gc, so that a reference to
+    one may be missing from some holder's tp_traverse."""
+    return bool(cls.__flags__ & _HAVE_GC)
+
+
+# Py_TPFLAGS_HAVE_GC
+_HAVE_GC = 1 << 14
 
 
 def _sizeof(obj: object) -> int:
@@ -478,7 +492,12 @@ def _group_text(group: LeakGroup, runs: int) -> list[str]:
     if group.unaccounted_references:
         lines.append(
             f"  {_count(group.unaccounted_references, 'reference')} nothing accounts for: "
-            "probable refcount leak in C"
+            "probable refcount leak in C (a missing Py_DECREF)"
+            + (
+                ", or a reference no traversal reports (a missing Py_VISIT)"
+                if group.has_traverse
+                else ""
+            )
         )
     return lines
 
