@@ -6,9 +6,10 @@
 //! of records `k - 1` and `k`, whatever address it was given.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyString, PyTuple};
 use pyo3::Borrowed;
 
 use crate::objects::{for_each_traced, last_serial, refcount, serial_of};
@@ -23,9 +24,8 @@ struct Record {
     allocated_blocks: isize,
     /// Open file descriptors, sorted, each with what it points at.
     descriptors: Vec<(i32, String)>,
-    /// tracemalloc's live blocks grouped by the hash of their traceback:
-    /// (blocks, bytes).
-    traces: HashMap<isize, (isize, isize)>,
+    /// tracemalloc's live blocks grouped by `traceback_key`: (blocks, bytes).
+    traces: HashMap<u64, (isize, isize)>,
 }
 
 /// An object alive at the first record whose reference count rose in every
@@ -47,19 +47,27 @@ pub struct Snapshots {
     // interned name, say) that would then count as made by the run.
     getallocatedblocks: Py<PyAny>,
     get_traces: Py<PyAny>,
+    /// Filename prefixes of the code that runs the checked code.
+    harness: Vec<String>,
     records: Vec<Record>,
     growing: Vec<Growing>,
+    /// tracemalloc's live blocks after `confirm_traces`'s extra runs, and
+    /// how many there were.
+    confirmed: Option<(isize, HashMap<u64, (isize, isize)>)>,
 }
 
 #[pymethods]
 impl Snapshots {
     #[new]
-    fn new(py: Python<'_>) -> PyResult<Self> {
+    #[pyo3(signature = (harness = Vec::new()))]
+    fn new(py: Python<'_>, harness: Vec<String>) -> PyResult<Self> {
         Ok(Snapshots {
             getallocatedblocks: py.import("sys")?.getattr("getallocatedblocks")?.unbind(),
             get_traces: py.import("_tracemalloc")?.getattr("_get_traces")?.unbind(),
+            harness,
             records: Vec::new(),
             growing: Vec::new(),
+            confirmed: None,
         })
     }
 
@@ -138,9 +146,17 @@ impl Snapshots {
             .collect()
     }
 
-    /// tracemalloc's blocks whose count rose in every run, grouped by the
-    /// hash of their traceback, as (hash, per-run blocks, per-run bytes).
-    fn growing_traces(&self) -> Vec<(isize, Vec<isize>, Vec<isize>)> {
+    /// Count tracemalloc's blocks again after `runs` more runs past the last
+    /// record: from then on, a group grows in every run only if it grew by
+    /// at least `runs` more blocks meanwhile.
+    fn confirm_traces(&mut self, py: Python<'_>, runs: isize) -> PyResult<()> {
+        self.confirmed = Some((runs, self.traces(py)?));
+        Ok(())
+    }
+
+    /// tracemalloc's blocks whose count rose in every run, grouped by
+    /// `traceback_key`, as (key, per-run blocks, per-run bytes).
+    fn growing_traces(&self) -> Vec<(u64, Vec<isize>, Vec<isize>)> {
         let Some(last) = self.records.last() else {
             return Vec::new();
         };
@@ -157,10 +173,11 @@ impl Snapshots {
                         (after.0 - before.0, after.1 - before.1)
                     })
                     .unzip();
-                blocks
-                    .iter()
-                    .all(|&d| d > 0)
-                    .then_some((hash, blocks, bytes))
+                let confirmed = self.confirmed.as_ref().is_none_or(|(runs, traces)| {
+                    let now = traces.get(&hash).map_or(0, |entry| entry.0);
+                    now - of(last).0 >= *runs
+                });
+                (confirmed && blocks.iter().all(|&d| d > 0)).then_some((hash, blocks, bytes))
             })
             .collect();
         grown.sort_unstable();
@@ -216,14 +233,15 @@ impl Snapshots {
             .collect()
     }
 
-    /// tracemalloc's live blocks by traceback hash; empty when it is off.
-    fn traces(&self, py: Python<'_>) -> PyResult<HashMap<isize, (isize, isize)>> {
+    /// tracemalloc's live blocks by `traceback_key`; empty when it is off.
+    fn traces(&self, py: Python<'_>) -> PyResult<HashMap<u64, (isize, isize)>> {
         let mut traces = HashMap::new();
         for trace in self.get_traces.bind(py).call0()?.try_iter()? {
             // (domain, size, traceback, total_nframe)
             let trace = trace?.cast_into::<PyTuple>()?;
             let size: isize = trace.get_item(1)?.extract()?;
-            let entry = traces.entry(trace.get_item(2)?.hash()?).or_insert((0, 0));
+            let key = key_of(&trace.get_item(2)?, &self.harness)?;
+            let entry = traces.entry(key).or_insert((0, 0));
             entry.0 += 1;
             entry.1 += size;
         }
@@ -259,6 +277,34 @@ impl Snapshots {
             }
         });
     }
+}
+
+/// A key for a tracemalloc traceback (most recent frame first) that leaves
+/// out the frames from the first one whose file starts with a prefix in
+/// `harness` on: the same for a block allocated by a warm-up and by a
+/// measured run, which reach the checked code through different lines.
+#[pyfunction]
+#[pyo3(signature = (traceback, harness = Vec::new()))]
+pub fn traceback_key(traceback: &Bound<'_, PyAny>, harness: Vec<String>) -> PyResult<u64> {
+    key_of(traceback, &harness)
+}
+
+fn key_of(traceback: &Bound<'_, PyAny>, harness: &[String]) -> PyResult<u64> {
+    let mut hasher = DefaultHasher::new();
+    for frame in traceback.try_iter()? {
+        let frame = frame?;
+        let filename = frame.get_item(0)?;
+        let name = filename.cast::<PyString>()?.to_cow()?;
+        if harness
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()))
+        {
+            break;
+        }
+        name.hash(&mut hasher);
+        frame.get_item(1)?.extract::<i64>()?.hash(&mut hasher);
+    }
+    Ok(hasher.finish())
 }
 
 /// Every open file descriptor but the one that lists them, sorted, with the

@@ -80,6 +80,25 @@ malloc_and_free(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* A cache of raw blocks that keeps one more per call, up to six, as
+   numpy's small-array caches do: not a leak. */
+static void *block_cache[6];
+
+static PyObject *
+fill_block_cache(PyObject *self, PyObject *unused)
+{
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(block_cache); i++) {
+        if (block_cache[i] == NULL) {
+            block_cache[i] = PyMem_Malloc(48);
+            if (block_cache[i] == NULL) {
+                return PyErr_NoMemory();
+            }
+            break;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 /* An error path that forgets a tuple it had only begun to fill: slots 1 and
    2 stay NULL. */
 static PyObject *
@@ -134,6 +153,7 @@ static PyMethodDef methods[] = {
     {"drift_reftotal", drift_reftotal, METH_O, NULL},
     {"leak_block", leak_block, METH_NOARGS, NULL},
     {"malloc_and_free", malloc_and_free, METH_NOARGS, NULL},
+    {"fill_block_cache", fill_block_cache, METH_NOARGS, NULL},
     {"leak_half_built_tuple", leak_half_built_tuple, METH_NOARGS, NULL},
     {"fill_static_cache", fill_static_cache, METH_NOARGS, NULL},
     {"grow_static_cache", grow_static_cache, METH_NOARGS, NULL},

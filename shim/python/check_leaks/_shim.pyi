@@ -2,7 +2,7 @@
 analyse the live heap."""
 
 import builtins
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Final, Self, final
 
@@ -16,6 +16,7 @@ __all__ = [
     "null_slot",
     "precise_tracebacks",
     "set_freelist",
+    "traceback_key",
 ]
 
 KINDS: Final[tuple[str, ...]]
@@ -70,6 +71,13 @@ def set_freelist(kind: str, enabled: bool) -> bool:
 def precise_tracebacks(enabled: bool = True) -> PreciseTracebacks:
     """Switch precise mode on (every freelist off) or off (every freelist on)."""
 
+def traceback_key(traceback: Iterable[tuple[str, int]], harness: Sequence[str] = ()) -> int:
+    """A key for a tracemalloc traceback (most recent frame first) that
+    leaves out the frames from the first one whose file starts with a
+    prefix in `harness` on: the same for a block allocated by a warm-up and
+    by a measured run, which reach the checked code through different
+    lines."""
+
 def null_slot(obj: object) -> int | None:
     """The index of the first empty (NULL) slot of a tuple or list, or
     `None`. C code that leaks a tuple it had only begun to fill leaves such
@@ -90,7 +98,9 @@ class Snapshots:
     and at most record `k`'s, whatever address it was given.
     """
 
-    def __new__(cls) -> Snapshots: ...
+    def __new__(cls, harness: Sequence[str] = ()) -> Snapshots:
+        """`harness`: filename prefixes of the code that runs the checked
+        code; tracemalloc's blocks are grouped by `traceback_key` with it."""
     def record(self) -> None:
         """Record the number of live objects, the sum of their reference
         counts (immortal objects left out), `sys.getallocatedblocks()`, the
@@ -109,10 +119,16 @@ class Snapshots:
         """(id, rise per run) of each object alive at the first record whose
         reference count rose in every run, and that is still alive now."""
 
+    def confirm_traces(self, runs: int) -> None:
+        """Count tracemalloc's blocks again after `runs` more runs past the
+        last record: from then on `growing_traces` keeps only the groups
+        that grew by at least `runs` more blocks meanwhile, which a cache
+        filling up to a bound does not."""
+
     def growing_traces(self) -> list[tuple[int, list[int], list[int]]]:
-        """(hash of the traceback, blocks per run, bytes per run) of each
-        group of tracemalloc's live blocks, by traceback, whose count rose
-        in every run."""
+        """(`traceback_key`, blocks per run, bytes per run) of each group of
+        tracemalloc's live blocks whose count rose in every run (and in the
+        runs `confirm_traces` counted, if it was called)."""
 
     def new_descriptors(self) -> list[list[tuple[int, str]]]:
         """For each run, the file descriptors it opened that are still open

@@ -26,7 +26,7 @@ SHOWN_LINKS = 5
 SHOWN_PATHS = 10
 
 # Frames from these run the checked code; they say nothing about it.
-_HARNESS = (os.path.dirname(__file__) + os.sep, runpy.__file__)
+HARNESS = (os.path.dirname(__file__) + os.sep, runpy.__file__)
 
 
 class LeakError(AssertionError):
@@ -222,16 +222,17 @@ def gather(snapshots: _shim.Snapshots) -> Evidence:
 def _growing_blocks(
     snapshots: _shim.Snapshots,
 ) -> list[tuple[RawTraceback, list[int], list[int]]]:
-    """The tracebacks of the traced blocks whose count rose in every run."""
-    grown = {h: (blocks, size) for h, blocks, size in snapshots.growing_traces()}
+    """The tracebacks of the traced blocks whose count rose in every run,
+    up to the harness."""
+    grown = {key: (blocks, size) for key, blocks, size in snapshots.growing_traces()}
     found = []
     if grown:
         # (domain, size, traceback, total_nframe)
         for trace in _tracemalloc._get_traces():
             traceback = trace[2]
-            hit = grown.pop(hash(traceback), None)
+            hit = grown.pop(_shim.traceback_key(traceback, list(HARNESS)), None)
             if hit:
-                found.append((traceback, *hit))
+                found.append((_below_harness(traceback), *hit))
     return found
 
 
@@ -319,11 +320,13 @@ def _block_leaks(evidence: Evidence) -> list[BlockLeak]:
     object the runs left alive: one allocated by the same code, at another
     line of the same frame or at the same line."""
     owners = {
-        _frame_of(traceback) for traceback in evidence.tracebacks.values() if traceback
+        _frame_of(_below_harness(traceback))
+        for traceback in evidence.tracebacks.values()
+        if traceback
     }
     leaks = []
     for traceback, blocks, sizes in evidence.growing_blocks:
-        if _frame_of(traceback) in owners:
+        if not traceback or _frame_of(traceback) in owners:
             continue
         frames = _user_frames(traceback)
         leaks.append(
@@ -340,7 +343,18 @@ def _block_leaks(evidence: Evidence) -> list[BlockLeak]:
 def _frame_of(traceback: RawTraceback) -> tuple[Any, ...]:
     """The innermost frame's file and every frame that called it: the same
     for every allocation one function call makes."""
-    return (traceback[0][0], *traceback[1:])
+    return (traceback[0][0], *traceback[1:]) if traceback else ()
+
+
+def _below_harness(traceback: RawTraceback) -> RawTraceback:
+    """The frames of `traceback` (most recent first) below the harness's
+    first: the same for a warm-up and a measured run."""
+    frames = []
+    for frame in traceback:
+        if frame[0].startswith(HARNESS):
+            break
+        frames.append(frame)
+    return tuple(frames)
 
 
 def _holders(
@@ -397,7 +411,7 @@ def _user_frames(traceback: RawTraceback | None) -> list[tuple[str, int]]:
         return []
     frames = list(reversed(traceback))
     harness = [
-        i for i, (filename, _) in enumerate(frames) if filename.startswith(_HARNESS)
+        i for i, (filename, _) in enumerate(frames) if filename.startswith(HARNESS)
     ]
     cut = harness[-1] + 1 if harness else 0
     return frames[cut:] or frames[-1:]
