@@ -462,6 +462,11 @@ class HostileMeta(type):
     def __repr__(cls):
         raise RuntimeError("no class repr")
 
+    def __getattribute__(cls, name):
+        if name in ("__module__", "__qualname__", "__name__"):
+            raise RuntimeError("no class attributes")
+        return super().__getattribute__(name)
+
 
 class Hostile(metaclass=HostileMeta):
     """Every hook the report could call raises."""

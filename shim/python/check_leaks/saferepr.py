@@ -53,6 +53,14 @@ def type_name(obj: Any) -> str:
 
 
 def type_name_of_class(cls: type) -> str:
-    """ "dict" for builtins, "module.Qual.Name" for the rest."""
-    module = cls.__module__ if isinstance(cls.__module__, str) else "?"
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    """ "dict" for builtins, "module.Qual.Name" for the rest. Read through
+    `type` itself, so a metaclass's `__getattribute__` cannot lie or raise,
+    and a type being torn down (its `__module__` gone) still has a name."""
+    qualname = type.__dict__["__qualname__"].__get__(cls)
+    try:
+        module = type.__dict__["__module__"].__get__(cls)
+    except Exception:
+        module = None
+    if not isinstance(module, str):
+        module = "?"
+    return qualname if module == "builtins" else f"{module}.{qualname}"
