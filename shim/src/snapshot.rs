@@ -59,7 +59,7 @@ pub struct Snapshots {
 #[pymethods]
 impl Snapshots {
     #[new]
-    #[pyo3(signature = (harness = Vec::new()))]
+    #[pyo3(signature = (harness = Vec::new()), text_signature = "(harness=())")]
     fn new(py: Python<'_>, harness: Vec<String>) -> PyResult<Self> {
         Ok(Snapshots {
             getallocatedblocks: py.import("sys")?.getattr("getallocatedblocks")?.unbind(),
@@ -284,7 +284,7 @@ impl Snapshots {
 /// `harness` on: the same for a block allocated by a warm-up and by a
 /// measured run, which reach the checked code through different lines.
 #[pyfunction]
-#[pyo3(signature = (traceback, harness = Vec::new()))]
+#[pyo3(signature = (traceback, harness = Vec::new()), text_signature = "(traceback, harness=())")]
 pub fn traceback_key(traceback: &Bound<'_, PyAny>, harness: Vec<String>) -> PyResult<u64> {
     key_of(traceback, &harness)
 }
