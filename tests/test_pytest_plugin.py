@@ -156,3 +156,31 @@ def test_async_tests_run_unchecked_with_a_warning(pytester):
     result.stdout.fnmatch_lines(
         ["*check_leaks cannot check async test*test_async*it ran unchecked*"]
     )
+
+
+def test_warnings_are_not_leaks_and_are_shown_once(pytester):
+    pytester.makepyfile(
+        test_warns="""
+        import warnings
+
+        def test_warns():
+            warnings.warn("old api", DeprecationWarning)
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*DeprecationWarning: old api*"])
+
+
+def test_warnings_turned_into_errors_still_fail(pytester):
+    pytester.makepyfile(
+        test_warns="""
+        import warnings
+
+        def test_warns():
+            warnings.warn("old api", DeprecationWarning)
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks", "-W", "error")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*DeprecationWarning: old api*"])

@@ -70,12 +70,26 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames
     }
 
+    first_warnings: list[warnings.WarningMessage] | None = None
+
     # Wrapped, so a fixture named like an option of check() cannot clash.
     @functools.wraps(test)
     def run_test() -> None:
-        test(**arguments)
+        nonlocal first_warnings
+        # pytest records every warning a test emits, so each repeated run's
+        # would stay alive and be blamed. Each run records its own instead;
+        # the filters still apply, so "error" still raises.
+        with warnings.catch_warnings(record=True) as caught:
+            test(**arguments)
+        if first_warnings is None:
+            first_warnings = caught
 
     report = check(run_test, **options)
+    # Shown once, as without the plugin: the first run's.
+    for caught in first_warnings or ():
+        warnings.warn_explicit(
+            caught.message, caught.category, caught.filename, caught.lineno
+        )
     if report:
         pytest.fail(str(report), pytrace=False)
     return True
