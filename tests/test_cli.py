@@ -171,3 +171,25 @@ def test_census_rejects_a_missing_module(workdir):
     result = run_cli("census", "--import", "no_such_module_here", cwd=workdir)
     assert result.returncode == 2
     assert "No module named 'no_such_module_here'" in result.stderr
+
+
+ECHO_MODULE = """
+import sys
+ECHOED = []
+ECHOED.append(sys.argv[1:])
+print("argv", sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(
+    "target",
+    [["-m", "echo_args"], ["-mecho_args"], ["echo_args.py"], ["-c", "import echo_args"]],
+    ids=["-m", "-mmod", "script", "-c"],
+)
+def test_arguments_after_the_target_are_its_own(workdir, target):
+    (workdir / "echo_args.py").write_text(ECHO_MODULE)
+    done = run_cli("--repeat", "2", *target, "-x", "--repeat", "9", "file", cwd=workdir)
+    assert done.returncode in (0, 1), done.stderr
+    assert "3 runs" not in done.stdout and "(2 runs after 2 warm-ups)" in done.stdout
+    if target[0] != "-c":
+        assert "argv ['-x', '--repeat', '9', 'file']" in done.stdout

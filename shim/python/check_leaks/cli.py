@@ -101,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["census"]:
         return _census(argv[1:])
     cli = parser()
-    options = cli.parse_args(argv)
+    ours, theirs = _split(cli, argv)
+    options = cli.parse_args(ours)
+    options.args = theirs
     try:
         run = _runner(options)
     except (ImportError, AttributeError, OSError, ValueError, SyntaxError) as error:
@@ -121,6 +123,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if path is not None:
             path.write_text(render(), encoding="utf-8")
     return EXIT_LEAKS if report else EXIT_CLEAN
+
+
+def _split(
+    cli: argparse.ArgumentParser, argv: list[str]
+) -> tuple[list[str], list[str]]:
+    """Our options up to the target, and the target's own arguments: as with
+    `python` itself, everything after `-m MODULE`, `-c CODE` or the script
+    belongs to the target, options included."""
+    # argparse has no public list of the options that take a value.
+    valued = {
+        flag
+        for action in cli._actions
+        if action.nargs != 0
+        for flag in action.option_strings
+    }
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-m", "-c"):
+            return argv[: i + 2], argv[i + 2 :]
+        if arg.startswith(("-m", "-c")) or not arg.startswith("-"):  # -mmod, target
+            return argv[: i + 1], argv[i + 1 :]
+        i += 2 if arg in valued else 1
+    return argv, []
 
 
 def _census(argv: Sequence[str]) -> int:
