@@ -184,3 +184,63 @@ def test_warnings_turned_into_errors_still_fail(pytester):
     result = pytester.runpytest_subprocess("--check-leaks", "-W", "error")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*DeprecationWarning: old api*"])
+
+
+def test_no_leak_check_marker_exempts_a_test(pytester):
+    pytester.makepyfile(
+        test_exempt="""
+        import pytest
+
+        CACHE = []
+
+        @pytest.mark.no_leak_check
+        def test_leaks_on_purpose():
+            CACHE.append({"n": 1})
+        """
+    )
+    pytester.runpytest_subprocess("--check-leaks").assert_outcomes(passed=1)
+
+
+def test_ini_options(pytester):
+    pytester.makeini(
+        """
+        [pytest]
+        check_leaks = true
+        check_leaks_repeat = 4
+        check_leaks_warmup = 1
+        check_leaks_ignore =
+            test_ini.Ignored
+        """
+    )
+    pytester.makepyfile(
+        test_ini="""
+        CACHE = []
+
+        class Ignored:
+            pass
+
+        def test_leaks():
+            CACHE.append({"n": 1})
+
+        def test_leaks_ignored():
+            CACHE.append(Ignored())
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*check_leaks: 1 leak in test_ini.test_leaks (4 runs after 1 warm-up)*"]
+    )
+    # The command line wins over the ini file.
+    result = pytester.runpytest_subprocess("--check-leaks-repeat", "2")
+    result.stdout.fnmatch_lines(["*(2 runs after 1 warm-up)*"])
+
+
+def test_a_bad_ini_value_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\ncheck_leaks = true\ncheck_leaks_repeat = many\n")
+    pytester.makepyfile(test_bad="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: check_leaks: check_leaks_repeat must be an integer, got 'many'"]
+    )

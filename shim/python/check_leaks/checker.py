@@ -20,6 +20,10 @@ from typing import Any, Self
 from . import _shim
 from .report import HARNESS, LeakReport, build_report, gather
 
+# Runs before measuring, and measured runs, unless told otherwise: the one
+# source of these defaults for the API, the CLI and the pytest plugin.
+WARMUP = 2
+REPEAT = 3
 # Frames kept per allocation traceback.
 TRACEBACK_FRAMES = 32
 # Extra runs that must each add a block before raw memory that grew in every
@@ -31,8 +35,8 @@ def check(
     func: Callable[..., object],
     /,
     *args: Any,
-    warmup: int = 2,
-    repeat: int = 3,
+    warmup: int = WARMUP,
+    repeat: int = REPEAT,
     ignore: Collection[type | str] = (),
     **kwargs: Any,
 ) -> LeakReport:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .census import census
-from .checker import check
+from .checker import REPEAT, WARMUP, check
 
 EXIT_CLEAN, EXIT_LEAKS, EXIT_ERROR = 0, 1, 2
 
@@ -57,16 +57,16 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument(
         "--repeat",
         type=_positive,
-        default=3,
+        default=REPEAT,
         metavar="N",
-        help="measured runs (default: 3)",
+        help=f"measured runs (default: {REPEAT})",
     )
     cli.add_argument(
         "--warmup",
         type=_natural,
-        default=2,
+        default=WARMUP,
         metavar="N",
-        help="runs before measuring (default: 2)",
+        help=f"runs before measuring (default: {WARMUP})",
     )
     for flag, what in (
         ("--json", "the report as JSON"),

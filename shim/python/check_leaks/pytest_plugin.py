@@ -1,5 +1,6 @@
-"""pytest plugin: `pytest --check-leaks` checks every test, and
-`@pytest.mark.check_leaks(repeat=..., warmup=..., ignore=...)` checks one.
+"""pytest plugin: `pytest --check-leaks` (or `check_leaks = true` in the ini
+file) checks every test, `@pytest.mark.check_leaks(repeat=..., warmup=...,
+ignore=...)` checks one, and `@pytest.mark.no_leak_check` exempts one.
 
 A checked test's body runs warm-up times, then repeat times while the heap is
 recorded. Fixtures are set up once, outside the check, so what their setup
@@ -15,46 +16,81 @@ from typing import Any
 
 import pytest
 
-from .checker import check
+from .checker import REPEAT, WARMUP, check
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("check_leaks")
     group.addoption(
-        "--check-leaks", action="store_true", help="check every test for leaks"
+        "--check-leaks",
+        action="store_true",
+        default=None,
+        help="check every test for leaks (ini: check_leaks = true)",
     )
     group.addoption(
         "--check-leaks-repeat",
         type=int,
-        default=3,
         metavar="N",
-        help="measured runs per test (default: 3)",
+        help=f"measured runs per test (ini: check_leaks_repeat; default: {REPEAT})",
     )
     group.addoption(
         "--check-leaks-warmup",
         type=int,
-        default=2,
         metavar="N",
-        help="runs before measuring (default: 2)",
+        help=f"runs before measuring (ini: check_leaks_warmup; default: {WARMUP})",
+    )
+    parser.addini("check_leaks", "check every test for leaks", type="bool", default=False)
+    parser.addini(
+        "check_leaks_repeat", "measured runs per test", type="string", default=str(REPEAT)
+    )
+    parser.addini(
+        "check_leaks_warmup", "runs before measuring", type="string", default=str(WARMUP)
+    )
+    parser.addini(
+        "check_leaks_ignore",
+        "types whose objects are never reported, one qualified name a line",
+        type="linelist",
+        default=[],
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "check_leaks(repeat=3, warmup=2, ignore=()): check this test for leaks, ignoring objects of the given types",
+        f"check_leaks(repeat={REPEAT}, warmup={WARMUP}, ignore=()): check this test "
+        "for leaks, ignoring objects of the given types",
     )
+    config.addinivalue_line(
+        "markers", "no_leak_check: never check this test for leaks"
+    )
+    # A bad ini value stops the session before any test runs.
+    for name in ("check_leaks_repeat", "check_leaks_warmup"):
+        try:
+            int(_setting(config, name))
+        except ValueError:
+            raise pytest.UsageError(
+                f"check_leaks: {name} must be an integer, got {_setting(config, name)!r}"
+            ) from None
+
+
+def _setting(config: pytest.Config, name: str) -> Any:
+    """A command-line option if given, else its ini value."""
+    value = config.getoption(name)
+    return config.getini(name) if value is None else value
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     marker = pyfuncitem.get_closest_marker("check_leaks")
     config = pyfuncitem.config
-    if marker is None and not config.getoption("check_leaks"):
+    if pyfuncitem.get_closest_marker("no_leak_check") is not None:
+        return None
+    if marker is None and not _setting(config, "check_leaks"):
         return None
     options: dict[str, Any] = {
-        "repeat": config.getoption("check_leaks_repeat"),
-        "warmup": config.getoption("check_leaks_warmup"),
+        "repeat": int(_setting(config, "check_leaks_repeat")),
+        "warmup": int(_setting(config, "check_leaks_warmup")),
+        "ignore": config.getini("check_leaks_ignore"),
         **(marker.kwargs if marker else {}),
     }
     test = pyfuncitem.obj
