@@ -127,7 +127,7 @@ def test_works_with_x_k_and_parametrize(pytester):
     )
 
 
-def test_async_tests_run_unchecked_with_a_warning(pytester):
+def test_async_tests_run_unchecked_and_are_listed(pytester):
     pytester.makeconftest(
         """
         import asyncio
@@ -151,10 +151,15 @@ def test_async_tests_run_unchecked_with_a_warning(pytester):
             assert RAN == [1]
         """
     )
-    result = pytester.runpytest_subprocess("--check-leaks")
-    result.assert_outcomes(passed=2, warnings=1)
+    # No warning: suites that turn warnings into errors would fail.
+    result = pytester.runpytest_subprocess("--check-leaks", "-W", "error")
+    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*check_leaks cannot check async test*test_async*it ran unchecked*"]
+        [
+            "test_async.py::test_async: an async test whose runner gave pytest no "
+            "function to repeat",
+            "check_leaks: 1 passed unchecked; their leaks are not known",
+        ]
     )
 
 
@@ -244,3 +249,36 @@ def test_a_bad_ini_value_is_a_usage_error(pytester):
     result.stderr.fnmatch_lines(
         ["ERROR: check_leaks: check_leaks_repeat must be an integer, got 'many'"]
     )
+
+
+def test_what_cannot_be_checked_is_listed_not_passed_silently(pytester):
+    pytester.makepyfile(
+        test_kinds='''
+        import unittest
+
+        def double(n):
+            """
+            >>> double(2)
+            4
+            """
+            return 2 * n
+
+        class Case(unittest.TestCase):
+            def test_method(self):
+                self.assertEqual(double(1), 2)
+
+        def test_plain():
+            assert double(3) == 6
+        '''
+    )
+    result = pytester.runpytest_subprocess("--check-leaks", "--doctest-modules")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*check_leaks: unchecked*",
+            "test_kinds.py::test_kinds.double: a DoctestItem, which the plugin cannot repeat",
+            "test_kinds.py::Case::test_method: a unittest.TestCase method, run by unittest",
+            "check_leaks: 2 passed unchecked; their leaks are not known",
+        ]
+    )
+    assert "test_plain:" not in result.stdout.str()

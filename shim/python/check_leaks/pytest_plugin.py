@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import unittest
 import warnings
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -73,6 +75,55 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from None
 
 
+# Set on an item whose body the plugin ran under check().
+_CHECKED = pytest.StashKey[bool]()
+# (node id, why) of each test that passed without being checked.
+_UNCHECKED = pytest.StashKey[list[tuple[str, str]]]()
+
+
+def _wanted(item: pytest.Item) -> bool:
+    """Whether `item` is to be checked."""
+    if item.get_closest_marker("no_leak_check") is not None:
+        return False
+    return item.get_closest_marker("check_leaks") is not None or bool(
+        _setting(item.config, "check_leaks")
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.when == "call" and report.passed and _wanted(item):
+        if not item.stash.get(_CHECKED, False):
+            unchecked = item.config.stash.setdefault(_UNCHECKED, [])
+            unchecked.append((item.nodeid, _why_unchecked(item)))
+    return report
+
+
+def _why_unchecked(item: pytest.Item) -> str:
+    test = getattr(item, "obj", None)
+    if inspect.iscoroutinefunction(test) or inspect.isasyncgenfunction(test):
+        return "an async test whose runner gave pytest no function to repeat"
+    if isinstance(item, pytest.Function):
+        if item.cls is not None and issubclass(item.cls, unittest.TestCase):
+            return "a unittest.TestCase method, run by unittest"
+        return "its function was run by another plugin"
+    return f"a {type(item).__name__}, which the plugin cannot repeat"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    unchecked = terminalreporter.config.stash.get(_UNCHECKED, [])
+    if unchecked:
+        terminalreporter.section("check_leaks: unchecked")
+        for nodeid, why in unchecked:
+            terminalreporter.line(f"{nodeid}: {why}")
+        terminalreporter.line(
+            f"check_leaks: {len(unchecked)} passed unchecked; their leaks are not known"
+        )
+
+
 def _setting(config: pytest.Config, name: str) -> Any:
     """A command-line option if given, else its ini value."""
     value = config.getoption(name)
@@ -81,12 +132,10 @@ def _setting(config: pytest.Config, name: str) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not _wanted(pyfuncitem):
+        return None
     marker = pyfuncitem.get_closest_marker("check_leaks")
     config = pyfuncitem.config
-    if pyfuncitem.get_closest_marker("no_leak_check") is not None:
-        return None
-    if marker is None and not _setting(config, "check_leaks"):
-        return None
     options: dict[str, Any] = {
         "repeat": int(_setting(config, "check_leaks_repeat")),
         "warmup": int(_setting(config, "check_leaks_warmup")),
@@ -96,11 +145,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     test = pyfuncitem.obj
     if inspect.iscoroutinefunction(test) or inspect.isasyncgenfunction(test):
         # Calling it would only make a coroutine; its own runner must run it.
-        warnings.warn(
-            pytest.PytestWarning(
-                f"check_leaks cannot check async test {pyfuncitem.nodeid}; it ran unchecked"
-            )
-        )
+        # The terminal summary lists it as unchecked.
         return None
     arguments = {
         name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames
@@ -120,6 +165,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         if first_warnings is None:
             first_warnings = caught
 
+    pyfuncitem.stash[_CHECKED] = True
     report = check(run_test, **options)
     # Shown once, as without the plugin: the first run's.
     for caught in first_warnings or ():
