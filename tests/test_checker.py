@@ -5,6 +5,7 @@ import atexit
 import codecs
 import contextlib
 import functools
+import html
 import itertools
 import json
 import os
@@ -310,16 +311,26 @@ def test_holder_chain_at_any_depth():
     assert "more links …" in str(report)
 
 
-def test_half_built_tuple_gives_a_report(leakext):
+@pytest.mark.parametrize(
+    "kind, example",
+    [
+        ("tuple", "<half-built tuple of 3: item 1 is NULL>"),
+        ("list", "<half-built list of 2: item 0 is NULL>"),
+    ],
+)
+def test_half_built_container_gives_a_report(leakext, kind, example):
+    leak = getattr(leakext, f"leak_half_built_{kind}")
+
     def calls_c():
         with contextlib.suppress(ValueError):
-            leakext.leak_half_built_tuple()
+            leak()
 
     report = check_leaks.check(calls_c, repeat=REPEAT)
-    group = only_group(report, "tuple")
+    group = only_group(report, kind)
     assert_leak(group)
-    assert group.example == "<half-built tuple of 3: item 1 is NULL>"
+    assert group.example == example
     assert group.held_from_c
+    assert example in str(report) and html.escape(example) in report.to_html()
 
 
 REGISTERED = []

@@ -113,6 +113,18 @@ leak_half_built_tuple(PyObject *self, PyObject *unused)
     return NULL;
 }
 
+/* The same with a list: PyList_New(n) leaves its n slots NULL. */
+static PyObject *
+leak_half_built_list(PyObject *self, PyObject *unused)
+{
+    PyObject *list = PyList_New(2);
+    if (list == NULL) {
+        return NULL;
+    }
+    PyErr_SetString(PyExc_ValueError, "gave up before the first item");
+    return NULL;
+}
+
 /* A static cache made once: held from C, but not a leak. */
 static PyObject *cache;
 
@@ -155,6 +167,7 @@ static PyMethodDef methods[] = {
     {"malloc_and_free", malloc_and_free, METH_NOARGS, NULL},
     {"fill_block_cache", fill_block_cache, METH_NOARGS, NULL},
     {"leak_half_built_tuple", leak_half_built_tuple, METH_NOARGS, NULL},
+    {"leak_half_built_list", leak_half_built_list, METH_NOARGS, NULL},
     {"fill_static_cache", fill_static_cache, METH_NOARGS, NULL},
     {"grow_static_cache", grow_static_cache, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
