@@ -86,7 +86,27 @@ def test_marker_ignores_types(pytester, test_module):
     pytester.runpytest_subprocess().assert_outcomes(passed=2)
 
 
-def test_fixture_setup_is_not_blamed_on_the_test(pytester):
+def test_fixture_setup_and_teardown_are_not_blamed(pytester):
+    pytester.makepyfile(
+        test_fixture="""
+        import pytest
+
+        OPEN = []
+
+        @pytest.fixture
+        def resource():
+            OPEN.append({"opened": True})
+            yield OPEN[-1]
+            OPEN.pop()
+
+        def test_uses_resource(resource):
+            assert resource["opened"] and len(OPEN) == 1
+        """
+    )
+    pytester.runpytest_subprocess("--check-leaks").assert_outcomes(passed=1)
+
+
+def test_a_fixture_that_leaks_per_use_is_reported_at_its_line(pytester):
     pytester.makepyfile(
         test_fixture="""
         import pytest
@@ -102,7 +122,9 @@ def test_fixture_setup_is_not_blamed_on_the_test(pytester):
             assert resource["opened"]
         """
     )
-    pytester.runpytest_subprocess("--check-leaks").assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  allocated at *test_fixture.py:7"])
 
 
 def test_works_with_x_k_and_parametrize(pytester):
@@ -127,7 +149,7 @@ def test_works_with_x_k_and_parametrize(pytester):
     )
 
 
-def test_async_tests_run_unchecked_and_are_listed(pytester):
+def test_async_tests_a_plugin_runs_are_checked(pytester):
     pytester.makeconftest(
         """
         import asyncio
@@ -142,26 +164,19 @@ def test_async_tests_run_unchecked_and_are_listed(pytester):
     )
     pytester.makepyfile(
         test_async="""
-        RAN = []
+        CACHE = []
 
-        async def test_async():
-            RAN.append(1)
+        async def test_async_leaks():
+            CACHE.append({"n": 1})
 
-        def test_it_really_ran():
-            assert RAN == [1]
+        async def test_async_clean():
+            pass
         """
     )
-    # No warning: suites that turn warnings into errors would fail.
+    # No warning either: suites that turn warnings into errors would fail.
     result = pytester.runpytest_subprocess("--check-leaks", "-W", "error")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(
-        [
-            "test_async.py::test_async: an async test whose runner gave pytest no "
-            "function to repeat",
-            "check_leaks: 1 passed unchecked; their leaks are not known",
-        ]
-    )
-
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*check_leaks: 1 leak in *test_async_leaks*"])
 
 def test_warnings_are_not_leaks_and_are_shown_once(pytester):
     pytester.makepyfile(
@@ -251,34 +266,78 @@ def test_a_bad_ini_value_is_a_usage_error(pytester):
     )
 
 
-def test_what_cannot_be_checked_is_listed_not_passed_silently(pytester):
+def test_testcase_methods_and_doctests_are_checked(pytester):
     pytester.makepyfile(
         test_kinds='''
         import unittest
 
-        def double(n):
+        KEPT = []
+
+        def keep(n):
             """
-            >>> double(2)
+            >>> keep(2)
             4
             """
+            KEPT.append([n])
             return 2 * n
 
         class Case(unittest.TestCase):
-            def test_method(self):
-                self.assertEqual(double(1), 2)
+            def setUp(self):
+                self.fresh = {"made": "by setUp"}  # torn down with the case
 
-        def test_plain():
-            assert double(3) == 6
+            def test_method(self):
+                self.assertEqual(self.fresh["made"], "by setUp")
+                keep(1)
+
+            def test_clean(self):
+                self.assertEqual(len(self.fresh), 1)
         '''
     )
-    result = pytester.runpytest_subprocess("--check-leaks", "--doctest-modules")
-    result.assert_outcomes(passed=3)
+    result = pytester.runpytest_subprocess("--check-leaks", "--doctest-modules", "-v")
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*check_leaks: unchecked*",
-            "test_kinds.py::test_kinds.double: a DoctestItem, which the plugin cannot repeat",
-            "test_kinds.py::Case::test_method: a unittest.TestCase method, run by unittest",
-            "check_leaks: 2 passed unchecked; their leaks are not known",
+            "*test_kinds.py::test_kinds.keep FAILED*",
+            "*test_kinds.py::Case::test_clean PASSED*",
+            "*test_kinds.py::Case::test_method FAILED*",
         ]
     )
-    assert "test_plain:" not in result.stdout.str()
+    assert "1 leak in" in result.stdout.str()
+
+
+@pytest.mark.parametrize("fixture_use", [
+    "monkeypatch.setattr(os, 'sep', '/')",
+    "logging.getLogger('t').warning('once'); assert len(caplog.records) == 1",
+    "(tmp_path / 'made').mkdir()",
+    "request.addfinalizer(lambda: None)",
+    "capsys.readouterr(); print('x'); assert capsys.readouterr().out == 'x\\n'",
+])
+def test_function_fixtures_are_fresh_for_each_repetition(pytester, fixture_use):
+    pytester.makepyfile(
+        test_fixtures=f"""
+        import logging
+        import os
+
+        def test_uses(monkeypatch, caplog, tmp_path, request, capsys):
+            {fixture_use}
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_failure_on_a_repetition_names_it(pytester):
+    pytester.makepyfile(
+        test_once="""
+        DONE = []
+
+        def test_only_once():
+            assert not DONE
+            DONE.append(1)
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*check_leaks: the test failed on repetition 2 (of 2 warm-ups and 3 measured runs)*"]
+    )

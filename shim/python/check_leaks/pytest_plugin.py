@@ -2,21 +2,23 @@
 file) checks every test, `@pytest.mark.check_leaks(repeat=..., warmup=...,
 ignore=...)` checks one, and `@pytest.mark.no_leak_check` exempts one.
 
-A checked test's body runs warm-up times, then repeat times while the heap is
-recorded. Fixtures are set up once, outside the check, so what their setup
-allocates is never blamed on the test. A leak fails the test with the report.
+A checked test runs warm-up times, then repeat times while the heap is
+recorded, each time with fresh function-scoped fixtures, then once more for
+pytest to report. A leak fails the test with the report, and so does a
+failure on any repetition.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-import unittest
 import warnings
 from collections.abc import Generator
 from typing import Any
 
 import pytest
+# Not exported by pytest, but the way to re-run an item's whole protocol, as
+# pytest-rerunfailures does.
+from _pytest.runner import runtestprotocol
 
 from .checker import REPEAT, WARMUP, check
 
@@ -75,10 +77,14 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from None
 
 
-# Set on an item whose body the plugin ran under check().
-_CHECKED = pytest.StashKey[bool]()
-# (node id, why) of each test that passed without being checked.
-_UNCHECKED = pytest.StashKey[list[tuple[str, str]]]()
+def _setting(config: pytest.Config, name: str) -> Any:
+    """A command-line option if given, else its ini value."""
+    value = config.getoption(name)
+    return config.getini(name) if value is None else value
+
+
+# The failure text a checked item's logged call report must carry.
+_VERDICT = pytest.StashKey[str]()
 
 
 def _wanted(item: pytest.Item) -> bool:
@@ -90,88 +96,122 @@ def _wanted(item: pytest.Item) -> bool:
     )
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if call.when == "call" and report.passed and _wanted(item):
-        if not item.stash.get(_CHECKED, False):
-            unchecked = item.config.stash.setdefault(_UNCHECKED, [])
-            unchecked.append((item.nodeid, _why_unchecked(item)))
-    return report
+class _RunEnded(Exception):
+    """A repetition failed or skipped: the check stops there."""
 
-
-def _why_unchecked(item: pytest.Item) -> str:
-    test = getattr(item, "obj", None)
-    if inspect.iscoroutinefunction(test) or inspect.isasyncgenfunction(test):
-        return "an async test whose runner gave pytest no function to repeat"
-    if isinstance(item, pytest.Function):
-        if item.cls is not None and issubclass(item.cls, unittest.TestCase):
-            return "a unittest.TestCase method, run by unittest"
-        return "its function was run by another plugin"
-    return f"a {type(item).__name__}, which the plugin cannot repeat"
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    unchecked = terminalreporter.config.stash.get(_UNCHECKED, [])
-    if unchecked:
-        terminalreporter.section("check_leaks: unchecked")
-        for nodeid, why in unchecked:
-            terminalreporter.line(f"{nodeid}: {why}")
-        terminalreporter.line(
-            f"check_leaks: {len(unchecked)} passed unchecked; their leaks are not known"
-        )
-
-
-def _setting(config: pytest.Config, name: str) -> Any:
-    """A command-line option if given, else its ini value."""
-    value = config.getoption(name)
-    return config.getini(name) if value is None else value
+    def __init__(self, run: int, report: pytest.TestReport) -> None:
+        super().__init__(run, report)
+        self.run = run
+        self.report = report
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    if not _wanted(pyfuncitem):
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run a checked item's whole protocol, setup and teardown included, once
+    per repetition, then once more for pytest to report. Function-scoped
+    fixtures are made fresh for each repetition and torn down after it, so
+    what they make is gone before the heap is recorded; higher-scoped
+    fixtures stay up, set up by the first warm-up. Any kind of test is
+    repeated this way: plain functions, unittest.TestCase methods with their
+    setUp and tearDown, doctests, and async tests a plugin runs."""
+    if not _wanted(item):
         return None
-    marker = pyfuncitem.get_closest_marker("check_leaks")
-    config = pyfuncitem.config
+    marker = item.get_closest_marker("check_leaks")
+    config = item.config
     options: dict[str, Any] = {
         "repeat": int(_setting(config, "check_leaks_repeat")),
         "warmup": int(_setting(config, "check_leaks_warmup")),
         "ignore": config.getini("check_leaks_ignore"),
         **(marker.kwargs if marker else {}),
     }
-    test = pyfuncitem.obj
-    if inspect.iscoroutinefunction(test) or inspect.isasyncgenfunction(test):
-        # Calling it would only make a coroutine; its own runner must run it.
-        # The terminal summary lists it as unchecked.
-        return None
-    arguments = {
-        name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames
-    }
+    runs = 0
+    parent: Any = item.parent
+    sections = len(item._report_sections)
+    # A doctest's runner clears its namespace after each run.
+    doctest = getattr(item, "dtest", None)
+    namespace = dict(doctest.globs) if doctest is not None else {}
 
-    first_warnings: list[warnings.WarningMessage] | None = None
+    def repetition() -> None:
+        nonlocal runs
+        runs += 1
+        if doctest is not None:
+            doctest.globs.update(namespace)
+        # pytest records every warning, so each run's would stay alive and
+        # be blamed: each run records its own and drops them. The logged run
+        # shows them once, and the filters still apply, so "error" raises.
+        with warnings.catch_warnings(record=True):
+            # Tearing down to the parent ends the function-scoped fixtures
+            # and keeps those of wider scope.
+            reports = runtestprotocol(item, nextitem=parent, log=False)
+        _drop_stale_finishers(item)
+        # Captured output and logs of a run nobody reports.
+        del item._report_sections[sections:]
+        for report in reports:
+            if not report.passed:
+                raise _RunEnded(runs, report)
 
-    # Wrapped, so a fixture named like an option of check() cannot clash.
-    @functools.wraps(test)
-    def run_test() -> None:
-        nonlocal first_warnings
-        # pytest records every warning a test emits, so each repeated run's
-        # would stay alive and be blamed. Each run records its own instead;
-        # the filters still apply, so "error" still raises.
-        with warnings.catch_warnings(record=True) as caught:
-            test(**arguments)
-        if first_warnings is None:
-            first_warnings = caught
-
-    pyfuncitem.stash[_CHECKED] = True
-    report = check(run_test, **options)
-    # Shown once, as without the plugin: the first run's.
-    for caught in first_warnings or ():
-        warnings.warn_explicit(
-            caught.message, caught.category, caught.filename, caught.lineno
-        )
-    if report:
-        pytest.fail(str(report), pytrace=False)
+    # The report names the test, not this function.
+    test = getattr(item, "obj", None)
+    repetition.__module__ = getattr(test, "__module__", "") or ""
+    repetition.__qualname__ = getattr(test, "__qualname__", None) or item.nodeid
+    try:
+        leaks = check(repetition, **options)
+    except _RunEnded as ended:
+        if ended.report.failed:
+            item.stash[_VERDICT] = (
+                f"check_leaks: the test failed on repetition {ended.run} "
+                f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs), "
+                f"though it may pass once:\n{ended.report.longreprtext}"
+            )
+    else:
+        if leaks:
+            item.stash[_VERDICT] = str(leaks)
+    if doctest is not None:
+        doctest.globs.update(namespace)
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    runtestprotocol(item, nextitem=nextitem, log=True)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+def _drop_stale_finishers(item: pytest.Item) -> None:
+    """pytest gives each wider-scoped fixture a finish() of every
+    function-scoped fixture that used it, once per use, and keeps it after
+    that fixture is torn down (pytest#12135): once per repetition here.
+    Those of fixtures already torn down do nothing; they are dropped."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return
+    for fixturedefs in info.name2fixturedefs.values():
+        for fixturedef in fixturedefs:
+            if fixturedef.scope != "function":
+                finalizers = fixturedef._finalizers
+                finalizers[:] = [f for f in finalizers if not _finishes_a_torn_down(f)]
+
+
+def _finishes_a_torn_down(finalizer: object) -> bool:
+    if not isinstance(finalizer, functools.partial):
+        return False
+    owner = getattr(finalizer.func, "__self__", None)
+    return (
+        getattr(finalizer.func, "__name__", None) == "finish"
+        and isinstance(owner, pytest.FixtureDef)
+        and owner.scope == "function"
+        and owner.cached_result is None
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    verdict = item.stash.get(_VERDICT, None)
+    if call.when == "call" and verdict is not None:
+        del item.stash[_VERDICT]
+        if report.passed:
+            report.outcome = "failed"
+            report.longrepr = verdict
+        else:
+            report.sections.append(("check_leaks", verdict))
+    return report

@@ -7,6 +7,7 @@ from __future__ import annotations
 import _tracemalloc
 import dataclasses
 import html
+import importlib.util
 import json
 import linecache
 import os
@@ -25,8 +26,22 @@ SHOWN_LINKS = 5
 # Paths of leaked file descriptors shown.
 SHOWN_PATHS = 10
 
-# Frames from these run the checked code; they say nothing about it.
-HARNESS = (os.path.dirname(__file__) + os.sep, runpy.__file__)
+def _package_dir(name: str) -> tuple[str, ...]:
+    """The directory of package `name`, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return ()
+    return (os.path.dirname(spec.origin) + os.sep,)
+
+
+# Frames from these run the checked code; they say nothing about it: the
+# checker, runpy for the CLI, and pytest with its hook caller for the plugin.
+HARNESS = (
+    os.path.dirname(__file__) + os.sep,
+    runpy.__file__,
+    *_package_dir("_pytest"),
+    *_package_dir("pluggy"),
+)
 
 
 class LeakError(AssertionError):
