@@ -341,3 +341,30 @@ def test_a_failure_on_a_repetition_names_it(pytester):
     result.stdout.fnmatch_lines(
         ["*check_leaks: the test failed on repetition 2 (of 2 warm-ups and 3 measured runs)*"]
     )
+
+
+def test_one_time_groups_are_summed_up_unless_asked_for(pytester):
+    pytester.makepyfile(
+        test_once="""
+        CALLS = []
+        CACHE = []
+        LEAKED = []
+
+        def test_leaks_and_fills_a_cache():
+            CALLS.append(None)
+            if len(CALLS) == 3:  # the first measured run, after two warm-ups
+                CACHE.append(["filled once"])
+            LEAKED.append({"n": 1})
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "LEAK: 3 dict objects*",
+            "and 1 one-time group (1 object, * B) that did not grow in every run, not shown",
+        ]
+    )
+    assert "one-time: 1 list object" not in result.stdout.str()
+    result = pytester.runpytest_subprocess("--check-leaks", "--check-leaks-one-time")
+    result.stdout.fnmatch_lines(["one-time: 1 list object*"])

@@ -38,6 +38,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"measured runs per test (ini: check_leaks_repeat; default: {REPEAT})",
     )
     group.addoption(
+        "--check-leaks-one-time",
+        action="store_true",
+        help="also show, in a failing test's report, what survived only some runs",
+    )
+    group.addoption(
         "--check-leaks-warmup",
         type=int,
         metavar="N",
@@ -165,7 +170,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             )
     else:
         if leaks:
-            item.stash[_VERDICT] = str(leaks)
+            one_time = config.getoption("check_leaks_one_time")
+            item.stash[_VERDICT] = leaks.text(one_time=one_time)
     if doctest is not None:
         doctest.globs.update(namespace)
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)

@@ -159,6 +159,11 @@ class LeakReport:
     def __str__(self) -> str:
         return _text(self)
 
+    def text(self, *, one_time: bool = True) -> str:
+        """The report as text; with `one_time=False`, the one-time groups
+        are summed up in one line instead of shown."""
+        return _text(self, one_time=one_time)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
@@ -459,7 +464,7 @@ def _sizeof(obj: object) -> int:
         return 0
 
 
-def _text(report: LeakReport) -> str:
+def _text(report: LeakReport, one_time: bool = True) -> str:
     count = (
         len(report.leaks)
         + len(report.reference_leaks)
@@ -475,8 +480,16 @@ def _text(report: LeakReport) -> str:
         lines += ["", *_block_text(block)]
     if report.descriptor_leak:
         lines += ["", *_descriptor_text(report.descriptor_leak)]
-    for group in report.groups:
+    for group in report.groups if one_time else report.leaks:
         lines += ["", *_group_text(group, report.runs)]
+    once = [group for group in report.groups if not group.leak]
+    if once and not one_time:
+        lines += [
+            "",
+            f"and {_count(len(once), 'one-time group')} "
+            f"({_count(sum(g.count for g in once), 'object')}, "
+            f"{sum(g.size for g in once)} B) that did not grow in every run, not shown",
+        ]
     lines += [
         "",
         "per run: "
