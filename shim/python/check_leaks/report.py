@@ -424,17 +424,12 @@ def _group(
 
 def _user_frames(traceback: RawTraceback | None) -> list[tuple[str, int]]:
     """The allocation traceback, oldest first, from the checked code down:
-    the frames of check_leaks and runpy, and of whatever called them (pytest),
-    are cut off. If nothing is left, the innermost frame stays: a closure
-    cell is made as the checked function is entered, before its first line."""
-    if traceback is None:
+    the harness's frames, and whatever called them, are cut off. If nothing
+    is left, the innermost frame stays: a closure cell is made as the checked
+    function is entered, before its first line."""
+    if not traceback:
         return []
-    frames = list(reversed(traceback))
-    harness = [
-        i for i, (filename, _) in enumerate(frames) if filename.startswith(HARNESS)
-    ]
-    cut = harness[-1] + 1 if harness else 0
-    return frames[cut:] or frames[-1:]
+    return list(reversed(_below_harness(traceback))) or [traceback[0]]
 
 
 def _format(frames: list[tuple[str, int]]) -> list[str]:
