@@ -34,6 +34,7 @@ fn main() {
         .allowlist_function("PyTraceRefs_.*")
         .allowlist_function("PyUnstable_VisitInterpreterRoots")
         .allowlist_function("PyUnstable_Object_VisitUntraversed")
+        .allowlist_function("PyUnstable_Mem_DebugLiveBlocks")
         // Share pyo3-ffi's definitions instead of re-deriving them.
         .blocklist_type("Py_ssize_t")
         .blocklist_type("PyObject")

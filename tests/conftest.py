@@ -10,6 +10,12 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "as_is: test_checker.py: check once, without also making the cheap pass"
+    )
+
+
 @pytest.fixture(scope="session")
 def leakext(tmp_path_factory):
     """tests/leakext/leakext.c, compiled against the running interpreter."""

@@ -5,6 +5,7 @@ import atexit
 import codecs
 import contextlib
 import functools
+import gc
 import html
 import itertools
 import json
@@ -15,12 +16,35 @@ import tracemalloc
 
 import check_leaks
 import leaky_code
+from check_leaks import checker
 import pytest
 from flavors import needs_trace_refs
 
 pytestmark = needs_trace_refs
 
 REPEAT = 3
+
+
+@pytest.fixture(autouse=True)
+def both_passes(request, monkeypatch):
+    """Every check in this module is made both ways: the full check alone,
+    then the cheap pass on the same code. Whatever leak the full check
+    finds, the cheap pass must not call the heap level, or `check()` would
+    skip the full check and miss it. (`@pytest.mark.as_is` opts out.)"""
+    if request.node.get_closest_marker("as_is"):
+        return
+    real_check = check_leaks.check
+
+    def both(func, /, *args, warmup=checker.WARMUP, repeat=checker.REPEAT, **kwargs):
+        with monkeypatch.context() as forced:
+            forced.setattr(checker, "_level", lambda *_, **__: False)
+            report = real_check(func, *args, warmup=warmup, repeat=repeat, **kwargs)
+        kwargs.pop("ignore", None)
+        level = checker._level(func, args, kwargs, warmup=warmup, repeat=repeat)
+        assert not (report and level), f"the cheap pass missed:\n{report}"
+        return report
+
+    monkeypatch.setattr(check_leaks, "check", both)
 
 
 def only_group(report, type_name, marker=None):
@@ -113,6 +137,57 @@ def test_clean_code_gives_an_empty_report():
     report = check_leaks.check(leaky_code.clean_work, repeat=10)
     assert not report, str(report)
     assert report.groups == []
+
+
+@pytest.mark.as_is
+def test_clean_code_is_told_by_counters_alone(monkeypatch):
+    """The cheap pass says clean code is clean without tracing it; the
+    full, traced check runs only for code that moved a counter."""
+    traced = []
+    start = tracemalloc.start
+    monkeypatch.setattr(tracemalloc, "start", lambda *a: (traced.append(a), start(*a))[1])
+    report = check_leaks.check(leaky_code.clean_work, repeat=REPEAT)
+    assert not report and report.groups == [] and traced == []
+    assert report.object_deltas == report.refcount_deltas == [0] * REPEAT
+    report = check_leaks.check(leaky_code.global_cache, repeat=REPEAT)
+    assert report and traced
+
+
+@pytest.mark.as_is
+def test_objects_a_program_froze_stay_frozen():
+    """The cheap pass freezes the heap so that collections skip it, unless
+    the program froze objects itself: thawing would thaw those too."""
+    marker = [[]]
+
+    def frozen():
+        # The permanent generation is not among gc.get_objects()'s.
+        return gc.get_freeze_count() and all(o is not marker for o in gc.get_objects())
+
+    assert not frozen()
+    gc.freeze()
+    try:
+        assert frozen()
+        assert not check_leaks.check(leaky_code.clean_work, repeat=REPEAT)
+        assert frozen()
+        assert check_leaks.check(leaky_code.global_cache, repeat=REPEAT)
+    finally:
+        gc.unfreeze()
+
+
+def test_without_the_debug_allocator_hooks_every_check_is_full(leakext):
+    """PYTHONMALLOC=malloc leaves no block count: no cheap pass, no verdict lost."""
+    code = (
+        "import check_leaks, leakext\n"
+        "def leaks(): leakext.leak_block()\n"
+        "def clean(): leakext.malloc_and_free()\n"
+        "print(bool(check_leaks.check(leaks)), bool(check_leaks.check(clean)))\n"
+    )
+    path = os.path.dirname(leakext.__file__)
+    env = {**os.environ, "PYTHONMALLOC": "malloc", "PYTHONPATH": path}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.split() == ["True", "False"]
 
 
 def test_report_says_what_was_recycled_during_the_runs():

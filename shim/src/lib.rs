@@ -10,6 +10,7 @@ mod heap;
 mod objects;
 mod precise;
 mod snapshot;
+mod tally;
 
 /// Native core of check_leaks: switch CPython's freelists on and off, and
 /// analyse the live heap.
@@ -23,6 +24,7 @@ fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(precise::precise_tracebacks, m)?)?;
     m.add_class::<snapshot::Snapshots>()?;
     m.add_function(wrap_pyfunction!(snapshot::traceback_key, m)?)?;
+    m.add_class::<tally::Tally>()?;
     m.add_class::<heap::Heap>()?;
     m.add_function(wrap_pyfunction!(objects::null_slot, m)?)?;
     Ok(())

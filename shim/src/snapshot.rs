@@ -309,7 +309,7 @@ fn key_of(traceback: &Bound<'_, PyAny>, harness: &[String]) -> PyResult<u64> {
 
 /// Every open file descriptor but the one that lists them, sorted, with the
 /// target of its `/proc/self/fd` link. Empty where there is no `/proc`.
-fn open_descriptors() -> Vec<(i32, String)> {
+pub fn open_descriptors() -> Vec<(i32, String)> {
     let listing = format!("/proc/{}/fd", std::process::id());
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();

@@ -12,6 +12,7 @@ __all__ = [
     "Heap",
     "PreciseTracebacks",
     "Snapshots",
+    "Tally",
     "freelists",
     "null_slot",
     "precise_tracebacks",
@@ -82,6 +83,29 @@ def null_slot(obj: object) -> int | None:
     """The index of the first empty (NULL) slot of a tuple or list, or
     `None`. C code that leaks a tuple it had only begun to fill leaves such
     slots, and reading one crashes."""
+
+@final
+class Tally:
+    """The cheap first look at a check: counters of the heap between runs,
+    with no tracing. Each record walks the trace-refs table once and reads
+    the debug allocator hooks' block count (`PyUnstable_Mem_DebugLiveBlocks`).
+
+    Every leak the full check can find moves one of them (a new object
+    alive, an old object's reference count, old objects freed, live blocks,
+    open descriptors), so a level tally proves the full check would find
+    nothing.
+    """
+
+    def __init__(self) -> None:
+        """Raises RuntimeError where the debug allocator hooks are off."""
+    def record(self, last: bool, /) -> None:
+        """Record the counters. The first record also walks the heap and sets
+        the serial after which objects count as new; the `last` walks it
+        again, from the same method, so the caller's stack holds the same
+        references at both walks."""
+    def level(self) -> bool:
+        """Whether every record found the heap as the first did."""
+    def __len__(self) -> int: ...
 
 @final
 class Snapshots:

@@ -139,6 +139,25 @@ class LeakReport:
     # Objects recycled per kind during the runs: their tracebacks may be stale.
     recycled: dict[str, int]
 
+    @classmethod
+    def level(cls, *, target: str, warmup: int, runs: int) -> LeakReport:
+        """The report of runs that changed no counter: nothing left behind."""
+        return cls(
+            target=target,
+            warmup=warmup,
+            runs=runs,
+            groups=[],
+            reference_leaks=[],
+            block_leaks=[],
+            descriptor_leak=None,
+            object_deltas=[0] * runs,
+            refcount_deltas=[0] * runs,
+            block_deltas=[0] * runs,
+            descriptor_deltas=[0] * runs,
+            reference_leak=False,
+            recycled={},
+        )
+
     @property
     def leaks(self) -> list[LeakGroup]:
         return [group for group in self.groups if group.leak]
