@@ -1,10 +1,16 @@
 """The pytest plugin, end to end: pytest runs in a subprocess with the
 plugin loaded from its entry point, as a user's pytest would."""
 
+import json
+
 import pytest
 from flavors import needs_trace_refs
 
 pytestmark = needs_trace_refs
+
+# pytest-asyncio warns at startup unless configured, which -W error turns
+# into a crash; tests that do not use it leave it out.
+WITHOUT_ASYNCIO = ("-p", "no:asyncio")
 
 MODULE = """
 import pytest
@@ -149,6 +155,88 @@ def test_works_with_x_k_and_parametrize(pytester):
     )
 
 
+def test_summary_lists_leaky_tests_worst_first(pytester):
+    pytester.makepyfile(
+        test_two="""
+        SMALL, BIG = [], []
+
+        def test_small():
+            SMALL.append([1])
+
+        def test_big():
+            BIG.append(bytearray(10_000))
+
+        def test_clean():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*= check_leaks =*",
+            "LEAK test_two.py::test_big: 3 bytearray objects in 3 runs (3* B)",
+            "LEAK test_two.py::test_small: 3 list objects in 3 runs (* B)",
+            "check_leaks: 3 checked, 2 leaking",
+        ]
+    )
+
+
+def test_report_directory_holds_each_leaky_test_s_report(pytester, test_module):
+    out = pytester.path / "reports"
+    result = pytester.runpytest_subprocess("--check-leaks", f"--check-leaks-report={out}")
+    result.assert_outcomes(passed=1, failed=1)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "test_module.py_test_leaks.html",
+        "test_module.py_test_leaks.json",
+    ]
+    report = json.loads((out / "test_module.py_test_leaks.json").read_text())
+    assert report["target"] == "test_module.test_leaks" and report["groups"][0]["leak"]
+    assert "CACHE" in (out / "test_module.py_test_leaks.html").read_text()
+    result.stdout.fnmatch_lines([f"    {out}/test_module.py_test_leaks.json"])
+
+
+def test_works_under_xdist(pytester, test_module):
+    result = pytester.runpytest_subprocess("--check-leaks", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "LEAK test_module.py::test_leaks: 3 dict objects in 3 runs (* B)",
+            "check_leaks: 2 checked, 1 leaking",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "marker", ["pytest.mark.asyncio", "pytest.mark.anyio"], ids=["pytest-asyncio", "anyio"]
+)
+def test_async_tests_of_real_plugins_are_checked(pytester, marker):
+    pytester.makeconftest(
+        "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n"
+    )
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_async=f"""
+        import asyncio
+        import pytest
+
+        CACHE = []
+
+        @{marker}
+        async def test_async_leaks():
+            await asyncio.sleep(0)
+            CACHE.append({{"n": 1}})
+
+        @{marker}
+        async def test_async_clean():
+            await asyncio.sleep(0)
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks", "-W", "error")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["LEAK test_async.py::test_async_leaks: 3 dict objects*"])
+
+
 def test_async_tests_a_plugin_runs_are_checked(pytester):
     pytester.makeconftest(
         """
@@ -174,7 +262,7 @@ def test_async_tests_a_plugin_runs_are_checked(pytester):
         """
     )
     # No warning either: suites that turn warnings into errors would fail.
-    result = pytester.runpytest_subprocess("--check-leaks", "-W", "error")
+    result = pytester.runpytest_subprocess("--check-leaks", "-W", "error", *WITHOUT_ASYNCIO)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*check_leaks: 1 leak in *test_async_leaks*"])
 
@@ -201,7 +289,7 @@ def test_warnings_turned_into_errors_still_fail(pytester):
             warnings.warn("old api", DeprecationWarning)
         """
     )
-    result = pytester.runpytest_subprocess("--check-leaks", "-W", "error")
+    result = pytester.runpytest_subprocess("--check-leaks", "-W", "error", *WITHOUT_ASYNCIO)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*DeprecationWarning: old api*"])
 
@@ -343,6 +431,26 @@ def test_a_failure_on_a_repetition_names_it(pytester):
     )
 
 
+def test_a_failure_in_the_traced_pass_names_it(pytester):
+    pytester.makepyfile(
+        test_late="""
+        CALLS = []
+
+        def test_fails_late():
+            CALLS.append({"n": 1})  # a leak: the cheap pass moves, the traced pass follows
+            assert len(CALLS) != 7
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*check_leaks: the test failed on repetition 2 (of 2 warm-ups and 3 measured runs, "
+            "in the traced pass that follows when one moved a counter)*"
+        ]
+    )
+
+
 def test_one_time_groups_are_summed_up_unless_asked_for(pytester):
     pytester.makepyfile(
         test_once="""
@@ -352,7 +460,9 @@ def test_one_time_groups_are_summed_up_unless_asked_for(pytester):
 
         def test_leaks_and_fills_a_cache():
             CALLS.append(None)
-            if len(CALLS) == 3:  # the first measured run, after two warm-ups
+            # The traced pass's first measured run: after the cheap pass's
+            # two warm-ups and three runs, and its own two warm-ups.
+            if len(CALLS) == 8:
                 CACHE.append(["filled once"])
             LEAKED.append({"n": 1})
         """

@@ -2,17 +2,21 @@
 file) checks every test, `@pytest.mark.check_leaks(repeat=..., warmup=...,
 ignore=...)` checks one, and `@pytest.mark.no_leak_check` exempts one.
 
-A checked test runs warm-up times, then repeat times while the heap is
-recorded, each time with fresh function-scoped fixtures, then once more for
-pytest to report. A leak fails the test with the report, and so does a
-failure on any repetition.
+A checked test runs warm-up times, then repeat times while cheap counters
+of the heap are recorded, each time with fresh function-scoped fixtures. If
+a counter moved, it runs as many times again under tracemalloc for the full
+report. Then once more for pytest to report. A leak fails the test with the
+report, and so does a failure on any repetition.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
+import tempfile
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from .checker import REPEAT, WARMUP, check
+from .report import LeakReport
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +53,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help=f"runs before measuring (ini: check_leaks_warmup; default: {WARMUP})",
     )
+    group.addoption(
+        "--check-leaks-report",
+        metavar="DIR",
+        help="write each leaky test's report to DIR, as JSON and HTML",
+    )
     parser.addini("check_leaks", "check every test for leaks", type="bool", default=False)
     parser.addini(
         "check_leaks_repeat", "measured runs per test", type="string", default=str(REPEAT)
@@ -72,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "no_leak_check: never check this test for leaks"
     )
+    config.pluginmanager.register(_Summary(), "check_leaks-summary")
     # A bad ini value stops the session before any test runs.
     for name in ("check_leaks_repeat", "check_leaks_warmup"):
         try:
@@ -90,6 +101,13 @@ def _setting(config: pytest.Config, name: str) -> Any:
 
 # The failure text a checked item's logged call report must carry.
 _VERDICT = pytest.StashKey[str]()
+# What the check of an item found, for the terminal summary: it travels on
+# the call report's user_properties, so that it reaches the controller under
+# pytest-xdist.
+_OUTCOME = pytest.StashKey[dict[str, Any]]()
+_PROPERTY = "check_leaks"
+# Per session: the outcomes of every checked test, by node id.
+_OUTCOMES = pytest.StashKey[dict[str, dict[str, Any]]]()
 
 
 def _wanted(item: pytest.Item) -> bool:
@@ -120,6 +138,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     repeated this way: plain functions, unittest.TestCase methods with their
     setUp and tearDown, doctests, and async tests a plugin runs."""
     if not _wanted(item):
+        if item.get_closest_marker("no_leak_check") is not None:
+            item.stash[_OUTCOME] = {"exempt": True}
         return None
     marker = item.get_closest_marker("check_leaks")
     config = item.config
@@ -163,15 +183,25 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         leaks = check(repetition, **options)
     except _RunEnded as ended:
         if ended.report.failed:
+            # The cheap pass, then, if a counter moved, the traced pass.
+            per_pass = options["warmup"] + options["repeat"]
+            run, traced = (ended.run - 1) % per_pass + 1, ended.run > per_pass
             item.stash[_VERDICT] = (
-                f"check_leaks: the test failed on repetition {ended.run} "
-                f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs), "
-                f"though it may pass once:\n{ended.report.longreprtext}"
+                f"check_leaks: the test failed on repetition {run} "
+                f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs"
+                f"{', in the traced pass that follows when one moved a counter' if traced else ''}"
+                f"), though it may pass once:\n{ended.report.longreprtext}"
             )
     else:
+        outcome: dict[str, Any] = {"leaked": bool(leaks)}
         if leaks:
             one_time = config.getoption("check_leaks_one_time")
             item.stash[_VERDICT] = leaks.text(one_time=one_time)
+            outcome |= {"summary": leaks.summary(), "bytes": leaks.leaked_bytes}
+            directory = config.getoption("check_leaks_report")
+            if directory:
+                outcome["files"] = _write_report(leaks, directory, item.nodeid)
+        item.stash[_OUTCOME] = outcome
     if doctest is not None:
         doctest.globs.update(namespace)
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
@@ -184,15 +214,27 @@ def _drop_stale_finishers(item: pytest.Item) -> None:
     """pytest gives each wider-scoped fixture a finish() of every
     function-scoped fixture that used it, once per use, and keeps it after
     that fixture is torn down (pytest#12135): once per repetition here.
-    Those of fixtures already torn down do nothing; they are dropped."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return
-    for fixturedefs in info.name2fixturedefs.values():
-        for fixturedef in fixturedefs:
-            if fixturedef.scope != "function":
-                finalizers = fixturedef._finalizers
-                finalizers[:] = [f for f in finalizers if not _finishes_a_torn_down(f)]
+    Those of fixtures already torn down do nothing; they are dropped. All
+    fixtures, not only the item's: a fixture can ask for another by name
+    (pytest-asyncio's runner does)."""
+    for fixturedef in _all_fixturedefs(item.session):
+        if fixturedef.scope != "function" and fixturedef._finalizers:
+            finalizers = fixturedef._finalizers
+            finalizers[:] = [f for f in finalizers if not _finishes_a_torn_down(f)]
+
+
+def _all_fixturedefs(session: pytest.Session) -> Iterator[Any]:
+    """Every fixture definition pytest knows of: by name and node since
+    pytest 9, by name before."""
+    manager = getattr(session, "_fixturemanager", None)
+    by_node = getattr(manager, "_arg2node2fixturedefs", None)
+    if by_node is not None:
+        for nodes in by_node.values():
+            for fixturedefs in nodes.values():
+                yield from fixturedefs
+    else:
+        for fixturedefs in getattr(manager, "_arg2fixturedefs", {}).values():
+            yield from fixturedefs
 
 
 def _finishes_a_torn_down(finalizer: object) -> bool:
@@ -207,11 +249,31 @@ def _finishes_a_torn_down(finalizer: object) -> bool:
     )
 
 
+def _write_report(leaks: LeakReport, directory: str, nodeid: str) -> list[str]:
+    """The report as DIR/<node id>.json and .html; the paths written."""
+    os.makedirs(directory, exist_ok=True)
+    stem = os.path.join(directory, re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("_"))
+    paths = []
+    for suffix, text in ((".json", leaks.to_json()), (".html", leaks.to_html())):
+        # Written whole or not at all: a reader never meets half a report.
+        with tempfile.NamedTemporaryFile(
+            "w", dir=directory, suffix=".tmp", delete=False, encoding="utf-8"
+        ) as out:
+            out.write(text)
+        os.replace(out.name, stem + suffix)
+        paths.append(stem + suffix)
+    return paths
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    outcome = item.stash.get(_OUTCOME, None)
+    if call.when == "call" and outcome is not None:
+        del item.stash[_OUTCOME]
+        report.user_properties.append((_PROPERTY, outcome))
     verdict = item.stash.get(_VERDICT, None)
     if call.when == "call" and verdict is not None:
         del item.stash[_VERDICT]
@@ -221,3 +283,38 @@ def pytest_runtest_makereport(
         else:
             report.sections.append(("check_leaks", verdict))
     return report
+
+
+
+class _Summary:
+    """Gathers what each checked test found, on the controller too under
+    pytest-xdist (the outcome rides on the call report), and lists the
+    leaky tests at the end, the worst (most bytes leaked) first."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, dict[str, Any]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, outcome in report.user_properties:
+            if name == _PROPERTY and report.when == "call":
+                self.outcomes.setdefault(report.nodeid, outcome)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.outcomes:
+            return
+        leaky = sorted(
+            ((nodeid, o) for nodeid, o in self.outcomes.items() if o.get("leaked")),
+            key=lambda entry: (-entry[1]["bytes"], entry[0]),
+        )
+        checked = sum(1 for o in self.outcomes.values() if "leaked" in o)
+        exempt = sum(1 for o in self.outcomes.values() if o.get("exempt"))
+        write = terminalreporter.write_line
+        terminalreporter.section("check_leaks")
+        for nodeid, outcome in leaky:
+            write(f"LEAK {nodeid}: {outcome['summary']}")
+            for path in outcome.get("files", ()):
+                write(f"    {path}")
+        write(
+            f"check_leaks: {checked} checked, {len(leaky)} leaking"
+            + (f", {exempt} exempt (no_leak_check)" if exempt else "")
+        )

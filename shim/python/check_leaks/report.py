@@ -171,6 +171,29 @@ class LeakReport:
             or self.reference_leak
         )
 
+    @property
+    def leaked_bytes(self) -> int:
+        """Bytes of the leaked objects and raw blocks, all runs together."""
+        return sum(group.size for group in self.leaks) + sum(
+            sum(block.bytes_per_run) for block in self.block_leaks
+        )
+
+    def summary(self) -> str:
+        """What leaked, in one line."""
+        parts = [f"{_count(g.count, f'{g.type} object')}" for g in self.leaks]
+        parts += [f"references to a {leak.type}" for leak in self.reference_leaks]
+        parts += [
+            f"{_count(sum(block.per_run), 'raw block')} at {block.site or 'an untraced site'}"
+            for block in self.block_leaks
+        ]
+        if self.descriptor_leak:
+            parts.append(_count(sum(self.descriptor_leak.per_run), "descriptor"))
+        if self.reference_leak:
+            parts.append(f"{sum(self.refcount_deltas)} references on objects that existed")
+        if not parts:
+            return "no leak"
+        return f"{', '.join(parts)} in {self.runs} runs ({self.leaked_bytes} B)"
+
     def assert_no_leaks(self) -> None:
         if self:
             raise LeakError(str(self))
