@@ -23,7 +23,6 @@ fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<precise::PreciseTracebacks>()?;
     m.add_function(wrap_pyfunction!(precise::precise_tracebacks, m)?)?;
     m.add_class::<snapshot::Snapshots>()?;
-    m.add_function(wrap_pyfunction!(snapshot::traceback_key, m)?)?;
     m.add_class::<tally::Tally>()?;
     m.add_class::<heap::Heap>()?;
     m.add_function(wrap_pyfunction!(objects::null_slot, m)?)?;

@@ -24,7 +24,7 @@ struct Record {
     allocated_blocks: isize,
     /// Open file descriptors, sorted, each with what it points at.
     descriptors: Vec<(i32, String)>,
-    /// tracemalloc's live blocks grouped by `traceback_key`: (blocks, bytes).
+    /// tracemalloc's live blocks grouped by their traceback below the harness: (blocks, bytes).
     traces: HashMap<u64, (isize, isize)>,
 }
 
@@ -155,7 +155,7 @@ impl Snapshots {
     }
 
     /// tracemalloc's blocks whose count rose in every run, grouped by
-    /// `traceback_key`, as (key, per-run blocks, per-run bytes).
+    /// traceback key, as (key, per-run blocks, per-run bytes).
     fn growing_traces(&self) -> Vec<(u64, Vec<isize>, Vec<isize>)> {
         let Some(last) = self.records.last() else {
             return Vec::new();
@@ -182,6 +182,32 @@ impl Snapshots {
             .collect();
         grown.sort_unstable();
         grown
+    }
+
+    /// For each of `keys`, one traceback of a live traced block with that
+    /// key, as tracemalloc gives it (most recent frame first).
+    fn tracebacks<'py>(
+        &self,
+        py: Python<'py>,
+        keys: Vec<u64>,
+    ) -> PyResult<HashMap<u64, Bound<'py, PyAny>>> {
+        let mut wanted: std::collections::HashSet<u64> = keys.into_iter().collect();
+        let mut found = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        for trace in self.get_traces.bind(py).call0()?.try_iter()? {
+            // (domain, size, traceback, total_nframe)
+            let traceback = trace?.cast_into::<PyTuple>()?.get_item(2)?;
+            let key = key_of(&traceback, &self.harness)?;
+            if wanted.remove(&key) {
+                found.insert(key, traceback);
+                if wanted.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The descriptors opened in each run and still open, with what they
@@ -233,7 +259,7 @@ impl Snapshots {
             .collect()
     }
 
-    /// tracemalloc's live blocks by `traceback_key`; empty when it is off.
+    /// tracemalloc's live blocks by traceback key; empty when it is off.
     fn traces(&self, py: Python<'_>) -> PyResult<HashMap<u64, (isize, isize)>> {
         let mut traces = HashMap::new();
         for trace in self.get_traces.bind(py).call0()?.try_iter()? {
@@ -283,12 +309,6 @@ impl Snapshots {
 /// out the frames from the first one whose file starts with a prefix in
 /// `harness` on: the same for a block allocated by a warm-up and by a
 /// measured run, which reach the checked code through different lines.
-#[pyfunction]
-#[pyo3(signature = (traceback, harness = Vec::new()), text_signature = "(traceback, harness=())")]
-pub fn traceback_key(traceback: &Bound<'_, PyAny>, harness: Vec<String>) -> PyResult<u64> {
-    key_of(traceback, &harness)
-}
-
 fn key_of(traceback: &Bound<'_, PyAny>, harness: &[String]) -> PyResult<u64> {
     let mut hasher = DefaultHasher::new();
     for frame in traceback.try_iter()? {

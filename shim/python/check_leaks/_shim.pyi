@@ -2,7 +2,7 @@
 analyse the live heap."""
 
 import builtins
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import Final, Self, final
 
@@ -17,7 +17,6 @@ __all__ = [
     "null_slot",
     "precise_tracebacks",
     "set_freelist",
-    "traceback_key",
 ]
 
 KINDS: Final[tuple[str, ...]]
@@ -72,13 +71,6 @@ def set_freelist(kind: str, enabled: bool) -> bool:
 def precise_tracebacks(enabled: bool = True) -> PreciseTracebacks:
     """Switch precise mode on (every freelist off) or off (every freelist on)."""
 
-def traceback_key(traceback: Iterable[tuple[str, int]], harness: Sequence[str] = ()) -> int:
-    """A key for a tracemalloc traceback (most recent frame first) that
-    leaves out the frames from the first one whose file starts with a
-    prefix in `harness` on: the same for a block allocated by a warm-up and
-    by a measured run, which reach the checked code through different
-    lines."""
-
 def null_slot(obj: object) -> int | None:
     """The index of the first empty (NULL) slot of a tuple or list, or
     `None`. C code that leaks a tuple it had only begun to fill leaves such
@@ -87,24 +79,26 @@ def null_slot(obj: object) -> int | None:
 @final
 class Tally:
     """The cheap first look at a check: counters of the heap between runs,
-    with no tracing. Each record walks the trace-refs table once and reads
-    the debug allocator hooks' block count (`PyUnstable_Mem_DebugLiveBlocks`).
+    with no tracing. Every record reads the debug allocator hooks' block
+    count (`PyUnstable_Mem_DebugLiveBlocks`) and the open descriptors; the
+    records after the last two runs also walk the trace-refs table once.
 
-    Every leak the full check can find moves one of them (a new object
-    alive, an old object's reference count, old objects freed, live blocks,
-    open descriptors), so a level tally proves the full check would find
-    nothing.
+    Every leak the full check reports grows in every run, the last one
+    included, so each kind leaves a sign here: objects alive from every
+    run, a changed count on an object older than the runs, more references
+    in all after the last run, more live blocks after some run, more open
+    descriptors after the last run. No sign proves the full check would
+    report no leak.
     """
 
     def __init__(self) -> None:
         """Raises RuntimeError where the debug allocator hooks are off."""
-    def record(self, last: bool, /) -> None:
-        """Record the counters. The first record also walks the heap and sets
-        the serial after which objects count as new; the `last` walks it
-        again, from the same method, so the caller's stack holds the same
-        references at both walks."""
-    def level(self) -> bool:
-        """Whether every record found the heap as the first did."""
+    def record(self, walk: bool, /) -> None:
+        """Record the counters, and with `walk` the trace-refs table (after
+        each of the last two runs). Every walk runs inside this method, so
+        the caller's stack holds the same references at each."""
+    def signs(self) -> list[str]:
+        """The signs of a possible leak, in words: empty if there is none."""
     def __len__(self) -> int: ...
 
 @final
@@ -124,7 +118,7 @@ class Snapshots:
 
     def __new__(cls, harness: Sequence[str] = ()) -> Snapshots:
         """`harness`: filename prefixes of the code that runs the checked
-        code; tracemalloc's blocks are grouped by `traceback_key` with it."""
+        code; tracemalloc's blocks are grouped by their traceback cut there."""
     def record(self) -> None:
         """Record the number of live objects, the sum of their reference
         counts (immortal objects left out), `sys.getallocatedblocks()`, the
@@ -149,8 +143,11 @@ class Snapshots:
         that grew by at least `runs` more blocks meanwhile, which a cache
         filling up to a bound does not."""
 
+    def tracebacks(self, keys: list[int]) -> dict[int, Sequence[tuple[str, int]]]:
+        """For each of `keys` (from `growing_traces`), one traceback of a
+        live traced block with that key, most recent frame first."""
     def growing_traces(self) -> list[tuple[int, list[int], list[int]]]:
-        """(`traceback_key`, blocks per run, bytes per run) of each group of
+        """(traceback key, blocks per run, bytes per run) of each group of
         tracemalloc's live blocks whose count rose in every run (and in the
         runs `confirm_traces` counted, if it was called)."""
 

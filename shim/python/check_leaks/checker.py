@@ -101,8 +101,8 @@ def _level(
     repeat: int,
 ) -> bool:
     """The same runs against cheap counters only, with no tracing: True if
-    they left the heap as they found it. Every leak the full check finds
-    moves a counter, so only code that moved one pays for the full check and
+    they show no sign of any leak the full check can report (see
+    `_shim.Tally`). Only code that shows one pays for the full check and
     its explanation."""
     try:
         tally = _shim.Tally()
@@ -113,16 +113,17 @@ def _level(
             func(*args, **kwargs)
         _collect()
         hits = _hits()
-        tally.record(False)
+        # The table is walked after each of the last two runs; positional: a
+        # keyword's name tuple would be one more reference on the stack.
+        tally.record(repeat == 1)
         runs_left = repeat
         while runs_left:
             func(*args, **kwargs)
             _collect()
             runs_left -= 1
-            # Positional: a keyword's name tuple would be one more reference.
-            tally.record(not runs_left)
+            tally.record(runs_left <= 1)
         # A recycled object skipped the allocator the counters watch.
-        return tally.level() and not _recycled_since(hits)
+        return not tally.signs() and not _recycled_since(hits)
 
 
 @contextlib.contextmanager

@@ -287,15 +287,10 @@ def _growing_blocks(
     """The tracebacks of the traced blocks whose count rose in every run,
     up to the harness."""
     grown = {key: (blocks, size) for key, blocks, size in snapshots.growing_traces()}
-    found = []
-    if grown:
-        # (domain, size, traceback, total_nframe)
-        for trace in _tracemalloc._get_traces():
-            traceback = trace[2]
-            hit = grown.pop(_shim.traceback_key(traceback, list(HARNESS)), None)
-            if hit:
-                found.append((_below_harness(traceback), *hit))
-    return found
+    return [
+        (_below_harness(traceback), *grown[key])
+        for key, traceback in snapshots.tracebacks(list(grown)).items()
+    ]
 
 
 def build_report(
