@@ -414,6 +414,30 @@ def test_function_fixtures_are_fresh_for_each_repetition(pytester, fixture_use):
     result.assert_outcomes(passed=1)
 
 
+def test_subtests_are_reported_once_and_not_blamed(pytester):
+    pytester.makepyfile(
+        test_sub="""
+        from unittest import TestCase
+
+        class T(TestCase):
+            def test_sub_test(self):
+                for i in range(3):
+                    with self.subTest(i=i):
+                        self.assertEqual(i, i)
+
+        def test_fixture(subtests):
+            for i in range(3):
+                with subtests.test(i=i):
+                    assert i == i
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks", "-q")
+    # Subtests log their own reports; the repetitions' are not counted.
+    result.stdout.fnmatch_lines(
+        ["check_leaks: 2 checked, 0 leaking", "*2 passed, 6 subtests passed in *"]
+    )
+
+
 def test_a_failure_on_a_repetition_names_it(pytester):
     pytester.makepyfile(
         test_once="""

@@ -6,6 +6,9 @@
 //! - What a leak check costs: `tests/bench/check_big_heap.py` times
 //!   `check_leaks.check()` on a heap of a million objects against the naive
 //!   `gc.get_objects()` diff with a `gc.get_referrers()` scan per new object.
+//! - What `pytest --check-leaks` costs: `tests/bench/pytest_suite.py` runs a
+//!   generated suite of clean and leaky tests with and without the plugin,
+//!   on heaps of 200,000 and a million objects.
 //!
 //! Everything takes turns within each round, so drift in machine load hits
 //! all alike, and each keeps its best time.
@@ -19,6 +22,9 @@ use crate::{build_python, flags, flavor::Flavor, paths, phase};
 
 const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
 const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
+const PYTEST_SUITE: &str = "tests/bench/pytest_suite.py";
+/// Heap sizes the pytest suite runs on.
+const SUITE_HEAPS: [u32; 2] = [200_000, 1_000_000];
 
 struct Config {
     name: &'static str,
@@ -50,11 +56,14 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
     let sh = Shell::new()?;
     let root = paths::project_root();
     let (hot_paths, big_heap) = (root.join(HOT_PATHS), root.join(BIG_HEAP));
+    let pytest_suite = root.join(PYTEST_SUITE);
 
     // best[config][workload] = best seconds over all rounds
     let mut best: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); CONFIGS.len()];
     let mut order = Vec::new();
     let mut heap = BTreeMap::new();
+    // suites[heap size][measure] = best value over all rounds
+    let mut suites = vec![BTreeMap::new(); SUITE_HEAPS.len()];
     for round in 1..=flags.rounds {
         phase::loud(&format!("round {round}/{}", flags.rounds), || {
             for (config, best) in CONFIGS.iter().zip(&mut best) {
@@ -76,6 +85,15 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
             for (name, value) in parse(&output)? {
                 keep_best(&mut heap, name, value);
             }
+            for (size, best) in SUITE_HEAPS.iter().zip(&mut suites) {
+                let size = size.to_string();
+                let output = cmd!(sh, "{debug} {pytest_suite} {size}")
+                    .read()
+                    .with_context(|| format!("running the pytest suite on a heap of {size}"))?;
+                for (name, value) in parse(&output)? {
+                    keep_best(best, name, value);
+                }
+            }
             Ok(())
         })?;
     }
@@ -87,6 +105,16 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
         heap["heap_objects"],
         check / naive
     );
+    for (size, suite) in SUITE_HEAPS.iter().zip(&suites) {
+        let (plain, checked) = (suite["plain_ms"], suite["checked_ms"]);
+        println!(
+            "pytest --check-leaks, clean tests on a heap of {size} objects: \
+             {checked:.1} ms a test against {plain:.1} ms plain ({:.1}x), \
+             {:.1} ms beyond running each test warm-up + repeat more times",
+            checked / plain,
+            suite["overhead_ms"]
+        );
+    }
     Ok(())
 }
 

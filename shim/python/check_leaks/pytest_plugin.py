@@ -11,6 +11,7 @@ report, and so does a failure on any repetition.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -107,7 +108,8 @@ _VERDICT = pytest.StashKey[str]()
 _OUTCOME = pytest.StashKey[dict[str, Any]]()
 _PROPERTY = "check_leaks"
 # Per session: the outcomes of every checked test, by node id.
-_OUTCOMES = pytest.StashKey[dict[str, dict[str, Any]]]()
+# Whether the item's call is running.
+_IN_CALL = pytest.StashKey[bool]()
 
 
 def _wanted(item: pytest.Item) -> bool:
@@ -164,7 +166,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         # pytest records every warning, so each run's would stay alive and
         # be blamed: each run records its own and drops them. The logged run
         # shows them once, and the filters still apply, so "error" raises.
-        with warnings.catch_warnings(record=True):
+        with warnings.catch_warnings(record=True), _subtests_unlogged(item):
             # Tearing down to the parent ends the function-scoped fixtures
             # and keeps those of wider scope.
             reports = runtestprotocol(item, nextitem=parent, log=False)
@@ -208,6 +210,40 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     runtestprotocol(item, nextitem=nextitem, log=True)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+@contextlib.contextmanager
+def _subtests_unlogged(item: pytest.Item) -> Iterator[None]:
+    """Subtests (unittest's `subTest` and the `subtests` fixture) log their
+    reports themselves, through the item's hook proxy, whatever
+    `runtestprotocol`'s `log` says: each repetition's would be counted and
+    kept by the terminal reporter. While a repetition runs, the proxy drops
+    them."""
+    session = item.session
+    gethookproxy = session.gethookproxy
+    session.gethookproxy = lambda path: _Unlogged(gethookproxy(path))  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del session.gethookproxy
+
+
+class _Unlogged:
+    """A hook proxy that neither logs a report nor interacts on one."""
+
+    def __init__(self, hook: Any) -> None:
+        self._hook = hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._hook, name)
+
+    @staticmethod
+    def pytest_runtest_logreport(**_: Any) -> None:
+        pass
+
+    @staticmethod
+    def pytest_exception_interact(**_: Any) -> None:
+        pass
 
 
 def _drop_stale_finishers(item: pytest.Item) -> None:
@@ -266,16 +302,29 @@ def _write_report(leaks: LeakReport, directory: str, nodeid: str) -> list[str]:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    # Subtests make call reports of their own during the call; the verdict
+    # belongs on the test's, made after it.
+    item.stash[_IN_CALL] = True
+    try:
+        return (yield)
+    finally:
+        item.stash[_IN_CALL] = False
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if call.when != "call" or item.stash.get(_IN_CALL, False):
+        return report
     outcome = item.stash.get(_OUTCOME, None)
-    if call.when == "call" and outcome is not None:
+    if outcome is not None:
         del item.stash[_OUTCOME]
         report.user_properties.append((_PROPERTY, outcome))
     verdict = item.stash.get(_VERDICT, None)
-    if call.when == "call" and verdict is not None:
+    if verdict is not None:
         del item.stash[_VERDICT]
         if report.passed:
             report.outcome = "failed"
