@@ -221,11 +221,16 @@ def _subtests_unlogged(item: pytest.Item) -> Iterator[None]:
     them."""
     session = item.session
     gethookproxy = session.gethookproxy
-    session.gethookproxy = lambda path: _Unlogged(gethookproxy(path))  # type: ignore[method-assign]
+
+    def unlogged(path: Any) -> Any:
+        return _Unlogged(gethookproxy(path))
+
+    # On the instance, in front of the method, until the repetition ends.
+    setattr(session, "gethookproxy", unlogged)
     try:
         yield
     finally:
-        del session.gethookproxy
+        delattr(session, "gethookproxy")
 
 
 class _Unlogged:
@@ -345,7 +350,7 @@ class _Summary:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, outcome in report.user_properties:
-            if name == _PROPERTY and report.when == "call":
+            if name == _PROPERTY and report.when == "call" and isinstance(outcome, dict):
                 self.outcomes.setdefault(report.nodeid, outcome)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
