@@ -45,10 +45,15 @@ def test_leaky(n):
 """
 
 
+# Plain pytest, without plugins the test requirements bring (pytest-asyncio
+# warns at start-up unless configured).
+PYTEST = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:xdist")
+
+
 def seconds(*args: str, cwd: pathlib.Path) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [sys.executable, *PYTEST, *args],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         check=False,  # the leaky tests fail under --check-leaks
@@ -69,7 +74,7 @@ def main(heap: int) -> None:
         # The whole suite once more, leaks and all, so that the bench fails
         # loudly if the leaky tests ever stop being reported.
         whole = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--check-leaks"],
+            [sys.executable, *PYTEST, "--check-leaks"],
             cwd=suite,
             capture_output=True,
             text=True,
