@@ -414,6 +414,27 @@ def test_function_fixtures_are_fresh_for_each_repetition(pytester, fixture_use):
     result.assert_outcomes(passed=1)
 
 
+def test_holder_chains_name_the_fixture_not_the_plugin(pytester):
+    pytester.makepyfile(
+        test_fx="""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def registry():
+            return []
+
+        def test_adds(registry):
+            registry.append({"n": 1})
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["LEAK: 3 dict objects*", "*", "*", "*", "  held by fixture `registry` (session scope)"]
+    )
+    assert "pytest_plugin.py" not in result.stdout.str()
+
+
 def test_subtests_are_reported_once_and_not_blamed(pytester):
     pytester.makepyfile(
         test_sub="""

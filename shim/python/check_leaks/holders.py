@@ -3,11 +3,12 @@ the way from a root down to a leaked object."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import _shim
@@ -36,9 +37,26 @@ _ATTRIBUTES: dict[type, tuple[str, ...]] = {
 
 class Roots(dict[int, str]):
     """The objects a chain of holders may stop at, by id, each described in
-    words. `from_c` holds the ids of those the interpreter keeps from C."""
+    words. `named` holds the ids of those whose description is a line of its
+    own: what the interpreter keeps from C, and what a harness names."""
 
-    from_c: set[int]
+    named: set[int]
+
+
+# Finders of more roots, each giving (object, description) pairs: the pytest
+# plugin names the values of the fixtures that outlive a test.
+_FINDERS: list[Callable[[], Iterable[tuple[object, str]]]] = []
+
+
+@contextlib.contextmanager
+def named_roots(finder: Callable[[], Iterable[tuple[object, str]]]) -> Iterator[None]:
+    """While in the block, every report takes what `finder` gives as roots,
+    described in its words."""
+    _FINDERS.append(finder)
+    try:
+        yield
+    finally:
+        _FINDERS.remove(finder)
 
 
 def roots(heap: _shim.Heap) -> Roots:
@@ -58,11 +76,12 @@ def roots(heap: _shim.Heap) -> Roots:
         found[id(frame)] = f"frame of `{frame.f_code.co_qualname}` ({_where(frame)})"
     for thread in threading.enumerate():
         found[id(thread)] = f"thread `{thread.name}`"
-    found.from_c = set()
-    for i, description in heap.roots():
+    found.named = set()
+    named = [(id(obj), words) for finder in _FINDERS for obj, words in finder()]
+    for i, description in [*named, *heap.roots()]:
         if i not in found:
             found[i] = description
-            found.from_c.add(i)
+            found.named.add(i)
     return found
 
 
@@ -71,7 +90,7 @@ def describe_chain(chain: list[Any], roots: Roots) -> list[str]:
     where the next object sits; first, where the interpreter keeps the root
     if it holds it from C."""
     lines = []
-    if id(chain[0]) in roots.from_c:
+    if id(chain[0]) in roots.named:
         lines.append(roots[id(chain[0])])
     i = 0
     while i < len(chain) - 1:
@@ -91,7 +110,7 @@ def describe_chain(chain: list[Any], roots: Roots) -> list[str]:
             )
             i += 2
             continue
-        if i == 0 and id(holder) in roots and id(holder) not in roots.from_c:
+        if i == 0 and id(holder) in roots and id(holder) not in roots.named:
             lines.append(_root_edge(holder, held, roots[id(holder)]))
         else:
             lines.append(describe_edge(holder, held))

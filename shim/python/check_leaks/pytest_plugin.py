@@ -26,6 +26,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from .checker import REPEAT, WARMUP, check
+from .holders import named_roots
 from .report import LeakReport
 
 
@@ -182,7 +183,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     repetition.__module__ = getattr(test, "__module__", "") or ""
     repetition.__qualname__ = getattr(test, "__qualname__", None) or item.nodeid
     try:
-        leaks = check(repetition, **options)
+        with named_roots(lambda: _fixture_values(item.session)):
+            leaks = check(repetition, **options)
     except _RunEnded as ended:
         if ended.report.failed:
             # The cheap pass, then, if a counter moved, the traced pass.
@@ -262,6 +264,16 @@ def _drop_stale_finishers(item: pytest.Item) -> None:
         if fixturedef.scope != "function" and fixturedef._finalizers:
             finalizers = fixturedef._finalizers
             finalizers[:] = [f for f in finalizers if not _finishes_a_torn_down(f)]
+
+
+def _fixture_values(session: pytest.Session) -> Iterator[tuple[object, str]]:
+    """The values of the fixtures that are set up, as roots a test author
+    knows by name: a chain through one reads "fixture `registry` (session
+    scope)", not the plugin's locals."""
+    for fixturedef in _all_fixturedefs(session):
+        cached = fixturedef.cached_result
+        if cached is not None and cached[0] is not None:
+            yield cached[0], f"fixture `{fixturedef.argname}` ({fixturedef.scope} scope)"
 
 
 def _all_fixturedefs(session: pytest.Session) -> Iterator[Any]:
