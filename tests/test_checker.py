@@ -617,6 +617,25 @@ def test_outputs():
     assert str(raised.value) == text
 
 
+KEPT = []
+
+
+def test_summary_names_the_most_leaked_types_in_one_line():
+    def keeps_four_types():
+        KEPT.append(({"d": 1}, [1], {1}, bytearray(4)))
+
+    try:
+        report = check_leaks.check(keeps_four_types, repeat=REPEAT)
+    finally:
+        KEPT.clear()
+    summary = report.summary()
+    assert summary.startswith(
+        "3 bytearray objects, 3 dict objects, 3 list objects, 2 more types in 3 runs ("
+    ), summary
+    assert summary.endswith(f"({report.leaked_bytes} B)") and report.leaked_bytes > 0
+    assert check_leaks.check(leaky_code.clean_work).summary() == "no leak"
+
+
 def test_watch_reports_what_a_block_left_behind():
     with check_leaks.watch() as watched:
         leaky_code.global_cache()

@@ -23,6 +23,8 @@ from .saferepr import safe_repr, type_name, type_name_of_class
 SHOWN_FRAMES = 6
 # Links of a holder chain shown at each end; the middle of a longer one is cut.
 SHOWN_LINKS = 5
+# Types of leaked objects named in a report's one-line summary.
+SHOWN_TYPES = 3
 # Paths of leaked file descriptors shown.
 SHOWN_PATHS = 10
 
@@ -180,7 +182,13 @@ class LeakReport:
 
     def summary(self) -> str:
         """What leaked, in one line."""
-        parts = [f"{_count(g.count, f'{g.type} object')}" for g in self.leaks]
+        by_type: dict[str, int] = {}
+        for group in self.leaks:
+            by_type[group.type] = by_type.get(group.type, 0) + group.count
+        ranked = sorted(by_type.items(), key=lambda entry: (-entry[1], entry[0]))
+        parts = [_count(count, f"{name} object") for name, count in ranked[:SHOWN_TYPES]]
+        if len(ranked) > SHOWN_TYPES:
+            parts.append(f"{_count(len(ranked) - SHOWN_TYPES, 'more type')}")
         parts += [f"references to a {leak.type}" for leak in self.reference_leaks]
         parts += [
             f"{_count(sum(block.per_run), 'raw block')} at {block.site or 'an untraced site'}"
