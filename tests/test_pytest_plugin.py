@@ -182,6 +182,29 @@ def test_summary_lists_leaky_tests_worst_first(pytester):
     )
 
 
+def test_a_test_that_skips_on_a_repetition_is_listed_as_not_checked(pytester):
+    pytester.makepyfile(
+        test_skips="""
+        import pytest
+
+        CALLS = []
+
+        def test_skips_once():
+            CALLS.append(None)
+            if len(CALLS) == 2:
+                pytest.skip("flaky service")
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "NOT CHECKED test_skips.py::test_skips_once: passed, but skipped on repetition 2",
+            "check_leaks: 0 checked, 0 leaking, 1 not checked",
+        ]
+    )
+
+
 def test_report_directory_holds_each_leaky_test_s_report(pytester, test_module):
     out = pytester.path / "reports"
     result = pytester.runpytest_subprocess("--check-leaks", f"--check-leaks-report={out}")

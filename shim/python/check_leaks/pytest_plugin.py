@@ -196,6 +196,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                 f"{', in the traced pass that follows when one moved a counter' if traced else ''}"
                 f"), though it may pass once:\n{ended.report.longreprtext}"
             )
+        elif ended.report.when == "call":
+            # Skipped (or xfailed) inside the test on a repetition: if it
+            # passes when logged, the summary says it went unchecked.
+            item.stash[_OUTCOME] = {"unchecked": f"skipped on repetition {ended.run}"}
     else:
         outcome: dict[str, Any] = {"leaked": bool(leaks)}
         if leaks:
@@ -339,7 +343,8 @@ def pytest_runtest_makereport(
     outcome = item.stash.get(_OUTCOME, None)
     if outcome is not None:
         del item.stash[_OUTCOME]
-        report.user_properties.append((_PROPERTY, outcome))
+        if report.passed or "unchecked" not in outcome:
+            report.user_properties.append((_PROPERTY, outcome))
     verdict = item.stash.get(_VERDICT, None)
     if verdict is not None:
         del item.stash[_VERDICT]
@@ -376,11 +381,17 @@ class _Summary:
         exempt = sum(1 for o in self.outcomes.values() if o.get("exempt"))
         write = terminalreporter.write_line
         terminalreporter.section("check_leaks")
+        unchecked = sorted(
+            (nodeid, o["unchecked"]) for nodeid, o in self.outcomes.items() if "unchecked" in o
+        )
         for nodeid, outcome in leaky:
             write(f"LEAK {nodeid}: {outcome['summary']}")
             for path in outcome.get("files", ()):
                 write(f"    {path}")
+        for nodeid, why in unchecked:
+            write(f"NOT CHECKED {nodeid}: passed, but {why}")
         write(
             f"check_leaks: {checked} checked, {len(leaky)} leaking"
+            + (f", {len(unchecked)} not checked" if unchecked else "")
             + (f", {exempt} exempt (no_leak_check)" if exempt else "")
         )
