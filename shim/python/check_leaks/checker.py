@@ -57,19 +57,7 @@ def check(
     if _level(func, args, kwargs, warmup=warmup, repeat=repeat):
         return LeakReport.level(target=_name_of(func), warmup=warmup, runs=repeat)
     with _precise_window():
-        for _ in range(warmup):
-            func(*args, **kwargs)
-        _collect()
-        hits = _hits()
-        snapshots.record()
-        # A counter, not a `for` loop: a loop's iterator would be alive from
-        # run 1 on, an object and a reference the checker itself left behind.
-        runs_left = repeat
-        while runs_left:
-            func(*args, **kwargs)
-            _collect()
-            snapshots.record()
-            runs_left -= 1
+        hits = _runs(func, args, kwargs, warmup, repeat, lambda _: snapshots.record())
         if snapshots.growing_traces():
             # A C cache that keeps one more raw block a run, up to a few,
             # looks like a leak for a while (numpy keeps up to 7 small
@@ -109,21 +97,38 @@ def _level(
     except RuntimeError:
         return False
     with _shim.precise_tracebacks(True), _only_new_objects_collected():
-        for _ in range(warmup):
-            func(*args, **kwargs)
-        _collect()
-        hits = _hits()
         # The table is walked after each of the last two runs; positional: a
         # keyword's name tuple would be one more reference on the stack.
-        tally.record(repeat == 1)
-        runs_left = repeat
-        while runs_left:
-            func(*args, **kwargs)
-            _collect()
-            runs_left -= 1
-            tally.record(runs_left <= 1)
+        hits = _runs(func, args, kwargs, warmup, repeat, lambda left: tally.record(left <= 1))
         # A recycled object skipped the allocator the counters watch.
         return not tally.signs() and not _recycled_since(hits)
+
+
+def _runs(
+    func: Callable[..., object],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    warmup: int,
+    repeat: int,
+    record: Callable[[int], object],
+) -> dict[str, int]:
+    """The warm-ups, then a collection and `record(repeat)`; then each
+    measured run, a collection and `record(runs left)`. Returns the
+    freelists' hits counted before the first record."""
+    for _ in range(warmup):
+        func(*args, **kwargs)
+    _collect()
+    hits = _hits()
+    record(repeat)
+    # A counter, not a `for` loop: a loop's iterator would be alive from
+    # run 1 on, an object and a reference the checker itself left behind.
+    runs_left = repeat
+    while runs_left:
+        func(*args, **kwargs)
+        _collect()
+        runs_left -= 1
+        record(runs_left)
+    return hits
 
 
 @contextlib.contextmanager
