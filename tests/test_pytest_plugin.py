@@ -329,7 +329,13 @@ def test_no_leak_check_marker_exempts_a_test(pytester):
             CACHE.append({"n": 1})
         """
     )
-    pytester.runpytest_subprocess("--check-leaks").assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["check_leaks: 0 checked, 0 leaking, 1 exempt (no_leak_check)"])
+    # Without the check, nothing is exempt from it, and nothing is said.
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert "check_leaks" not in result.stdout.str()
 
 
 def test_ini_options(pytester):

@@ -141,7 +141,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     repeated this way: plain functions, unittest.TestCase methods with their
     setUp and tearDown, doctests, and async tests a plugin runs."""
     if not _wanted(item):
-        if item.get_closest_marker("no_leak_check") is not None:
+        # Exempt from a check that is on, not merely unchecked.
+        if item.get_closest_marker("no_leak_check") is not None and bool(
+            _setting(item.config, "check_leaks")
+        ):
             item.stash[_OUTCOME] = {"exempt": True}
         return None
     marker = item.get_closest_marker("check_leaks")
