@@ -40,7 +40,8 @@ def both_passes(request, monkeypatch):
             forced.setattr(checker, "_level", lambda *_, **__: False)
             report = real_check(func, *args, warmup=warmup, repeat=repeat, **kwargs)
         kwargs.pop("ignore", None)
-        level = checker._level(func, args, kwargs, warmup=warmup, repeat=repeat)
+        call = functools.partial(func, *args, **kwargs)
+        level = checker._level(call, warmup=warmup, repeat=repeat)
         assert not (report and level), f"the cheap pass missed:\n{report}"
         return report
 

@@ -10,6 +10,7 @@ run and never reports itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import sys
 import tracemalloc
@@ -54,17 +55,19 @@ def check(
             f"need warmup >= 0 and repeat >= 1, got warmup={warmup}, repeat={repeat}"
         )
     snapshots = _snapshots()
-    if _level(func, args, kwargs, warmup=warmup, repeat=repeat):
+    # Made once, before anything is recorded: one object older than the runs.
+    call = functools.partial(func, *args, **kwargs)
+    if _level(call, warmup=warmup, repeat=repeat):
         return LeakReport.level(target=_name_of(func), warmup=warmup, runs=repeat)
     with _precise_window():
-        hits = _runs(func, args, kwargs, warmup, repeat, lambda _: snapshots.record())
+        hits = _runs(call, warmup, repeat, lambda _: snapshots.record())
         if snapshots.growing_traces():
             # A C cache that keeps one more raw block a run, up to a few,
             # looks like a leak for a while (numpy keeps up to 7 small
             # arrays); a leak goes on growing.
             runs_left = CONFIRM_RUNS
             while runs_left:
-                func(*args, **kwargs)
+                call()
                 runs_left -= 1
             _collect()
             snapshots.confirm_traces(CONFIRM_RUNS)
@@ -80,14 +83,7 @@ def check(
     )
 
 
-def _level(
-    func: Callable[..., object],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    *,
-    warmup: int,
-    repeat: int,
-) -> bool:
+def _level(call: Callable[[], object], *, warmup: int, repeat: int) -> bool:
     """The same runs against cheap counters only, with no tracing: True if
     they show no sign of any leak the full check can report (see
     `_shim.Tally`). Only code that shows one pays for the full check and
@@ -99,24 +95,19 @@ def _level(
     with _shim.precise_tracebacks(True), _only_new_objects_collected():
         # The table is walked after each of the last two runs; positional: a
         # keyword's name tuple would be one more reference on the stack.
-        hits = _runs(func, args, kwargs, warmup, repeat, lambda left: tally.record(left <= 1))
+        hits = _runs(call, warmup, repeat, lambda left: tally.record(left <= 1))
         # A recycled object skipped the allocator the counters watch.
         return not tally.signs() and not _recycled_since(hits)
 
 
 def _runs(
-    func: Callable[..., object],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    warmup: int,
-    repeat: int,
-    record: Callable[[int], object],
+    call: Callable[[], object], warmup: int, repeat: int, record: Callable[[int], object]
 ) -> dict[str, int]:
     """The warm-ups, then a collection and `record(repeat)`; then each
     measured run, a collection and `record(runs left)`. Returns the
     freelists' hits counted before the first record."""
     for _ in range(warmup):
-        func(*args, **kwargs)
+        call()
     _collect()
     hits = _hits()
     record(repeat)
@@ -124,7 +115,7 @@ def _runs(
     # run 1 on, an object and a reference the checker itself left behind.
     runs_left = repeat
     while runs_left:
-        func(*args, **kwargs)
+        call()
         _collect()
         runs_left -= 1
         record(runs_left)
