@@ -37,11 +37,11 @@ def both_passes(request, monkeypatch):
 
     def both(func, /, *args, warmup=checker.WARMUP, repeat=checker.REPEAT, **kwargs):
         with monkeypatch.context() as forced:
-            forced.setattr(checker, "_level", lambda *_, **__: False)
+            forced.setattr(checker, "_level", lambda *_, **__: None)
             report = real_check(func, *args, warmup=warmup, repeat=repeat, **kwargs)
         kwargs.pop("ignore", None)
         call = functools.partial(func, *args, **kwargs)
-        level = checker._level(call, warmup=warmup, repeat=repeat)
+        level = checker._level(call, warmup=warmup, repeat=repeat) is not None
         assert not (report and level), f"the cheap pass missed:\n{report}"
         return report
 
@@ -149,9 +149,28 @@ def test_clean_code_is_told_by_counters_alone(monkeypatch):
     monkeypatch.setattr(tracemalloc, "start", lambda *a: (traced.append(a), start(*a))[1])
     report = check_leaks.check(leaky_code.clean_work, repeat=REPEAT)
     assert not report and report.groups == [] and traced == []
-    assert report.object_deltas == report.refcount_deltas == [0] * REPEAT
+    # A leak grows in every run, so a first run that left nothing is enough.
+    assert report.runs == 1 and report.runs_not_needed == REPEAT - 1
+    assert report.object_deltas == report.refcount_deltas == [0]
+    assert f"(1 run after 2 warm-ups; it left nothing, so {REPEAT - 1} more runs" in str(
+        report
+    )
     report = check_leaks.check(leaky_code.global_cache, repeat=REPEAT)
-    assert report and traced
+    assert report and traced and report.runs == REPEAT
+
+
+@pytest.mark.as_is
+def test_a_first_run_that_leaves_something_is_followed_by_the_others():
+    """Code that replaces what its previous run made leaves an object
+    after each run, none of them for good: the second run is made, and
+    since no object is alive from both, a third could not show a leak."""
+    replaced = []
+
+    def replaces():
+        replaced[:] = [object()]
+
+    report = check_leaks.check(replaces, repeat=REPEAT)
+    assert not report and report.runs == 2 and report.runs_not_needed == REPEAT - 2
 
 
 @pytest.mark.as_is
@@ -340,8 +359,14 @@ def test_blocks_of_a_leaked_object_are_not_a_raw_leak():
         entry["key"] = "value"  # a keys table, allocated at another line
         REGISTRY.append(entry)
 
-    report = check_leaks.check(keeps_growing_dicts, repeat=REPEAT)
+    calls = []
+    report = check_leaks.check(
+        lambda: (calls.append(1), keeps_growing_dicts()), repeat=REPEAT
+    )
     assert report.block_leaks == [] and len(report.leaks) == 1, str(report)
+    # The blocks are the leaked dicts', so no confirming run was needed:
+    # the cheap pass's runs and the traced pass's, no more.
+    assert len(calls) == 2 * (checker.WARMUP + REPEAT), len(calls)
 
 
 REGISTRY = []

@@ -57,23 +57,32 @@ def check(
     snapshots = _snapshots()
     # Made once, before anything is recorded: one object older than the runs.
     call = functools.partial(func, *args, **kwargs)
-    if _level(call, warmup=warmup, repeat=repeat):
-        return LeakReport.level(target=_name_of(func), warmup=warmup, runs=repeat)
+    runs = _level(call, warmup=warmup, repeat=repeat)
+    if runs is not None:
+        return LeakReport.level(target=_name_of(func), warmup=warmup, runs=runs, of=repeat)
+
+    def record(_: int) -> bool:
+        snapshots.record()
+        return True
+
     with _precise_window():
-        hits = _runs(call, warmup, repeat, lambda _: snapshots.record())
-        if snapshots.growing_traces():
+        hits = _runs(call, warmup, repeat, record)
+        # Inside the window: tracemalloc forgets every trace when it stops.
+        evidence = gather(snapshots)
+        if evidence.unowned_blocks():
             # A C cache that keeps one more raw block a run, up to a few,
             # looks like a leak for a while (numpy keeps up to 7 small
-            # arrays); a leak goes on growing.
+            # arrays); a leak goes on growing. The evidence lets go of the
+            # heap first: it would keep alive what a cache evicts.
+            del evidence
             runs_left = CONFIRM_RUNS
             while runs_left:
                 call()
                 runs_left -= 1
             _collect()
             snapshots.confirm_traces(CONFIRM_RUNS)
+            evidence = gather(snapshots)
         recycled = _recycled_since(hits)
-        # Inside the window: tracemalloc forgets every trace when it stops.
-        evidence = gather(snapshots)
     return build_report(
         evidence,
         target=_name_of(func),
@@ -83,29 +92,43 @@ def check(
     )
 
 
-def _level(call: Callable[[], object], *, warmup: int, repeat: int) -> bool:
-    """The same runs against cheap counters only, with no tracing: True if
-    they show no sign of any leak the full check can report (see
-    `_shim.Tally`). Only code that shows one pays for the full check and
-    its explanation."""
+def _level(call: Callable[[], object], *, warmup: int, repeat: int) -> int | None:
+    """The same runs against cheap counters only, with no tracing: the
+    measured runs made if they show no sign of any leak the full check can
+    report (see `_shim.Tally`), None if they show one. Only code that shows
+    one pays for the full check and its explanation."""
     try:
         tally = _shim.Tally()
     except RuntimeError:
-        return False
+        return None
+
+    def record(left: int) -> bool:
+        # The table is walked at the first two records and the last two;
+        # positional: a keyword's name tuple would be one more reference
+        # on the stack.
+        tally.record(left >= repeat - 1 or left <= 1)
+        # A leak grows in every measured run, so a first one that shows no
+        # sign proves there is none: the other runs are not needed.
+        return left == repeat or bool(tally.signs())
+
     with _shim.precise_tracebacks(True), _only_new_objects_collected():
-        # The table is walked after each of the last two runs; positional: a
-        # keyword's name tuple would be one more reference on the stack.
-        hits = _runs(call, warmup, repeat, lambda left: tally.record(left <= 1))
+        hits = _runs(call, warmup, repeat, record)
         # A recycled object skipped the allocator the counters watch.
-        return not tally.signs() and not _recycled_since(hits)
+        if tally.signs() or _recycled_since(hits):
+            return None
+        return len(tally) - 1
 
 
 def _runs(
-    call: Callable[[], object], warmup: int, repeat: int, record: Callable[[int], object]
+    call: Callable[[], object],
+    warmup: int,
+    repeat: int,
+    record: Callable[[int], bool],
 ) -> dict[str, int]:
     """The warm-ups, then a collection and `record(repeat)`; then each
-    measured run, a collection and `record(runs left)`. Returns the
-    freelists' hits counted before the first record."""
+    measured run, a collection and `record(runs left)`, until none is left
+    or `record` says to stop (returns False). Returns the freelists' hits counted before
+    the first record."""
     for _ in range(warmup):
         call()
     _collect()
@@ -118,7 +141,8 @@ def _runs(
         call()
         _collect()
         runs_left -= 1
-        record(runs_left)
+        if not record(runs_left):
+            break
     return hits
 
 

@@ -140,14 +140,19 @@ class LeakReport:
     reference_leak: bool
     # Objects recycled per kind during the runs: their tracebacks may be stale.
     recycled: dict[str, int]
+    # Measured runs not made: a leak grows in every run, so once one left
+    # nothing behind, no more could show a leak.
+    runs_not_needed: int = 0
 
     @classmethod
-    def level(cls, *, target: str, warmup: int, runs: int) -> LeakReport:
-        """The report of runs that changed no counter: nothing left behind."""
+    def level(cls, *, target: str, warmup: int, runs: int, of: int) -> LeakReport:
+        """The report of `runs` (of `of` asked for) that changed no counter:
+        nothing left behind."""
         return cls(
             target=target,
             warmup=warmup,
             runs=runs,
+            runs_not_needed=of - runs,
             groups=[],
             reference_leaks=[],
             block_leaks=[],
@@ -250,6 +255,11 @@ class Evidence:
     refcount_deltas: list[int]
     block_deltas: list[int]
     descriptor_deltas: list[int]
+
+    def unowned_blocks(self) -> bool:
+        """Whether raw blocks that grew in every run would be reported:
+        only those are worth confirming with more runs."""
+        return bool(_block_leaks(self))
 
 
 def gather(snapshots: _shim.Snapshots) -> Evidence:
@@ -513,6 +523,11 @@ def _text(report: LeakReport, one_time: bool = True) -> str:
         + report.reference_leak
     )
     runs = f"{_count(report.runs, 'run')} after {_count(report.warmup, 'warm-up')}"
+    if report.runs_not_needed:
+        runs += (
+            f"; it left nothing, so {_count(report.runs_not_needed, 'more run')}"
+            " could not show a leak"
+        )
     lines = [f"check_leaks: {_count(count, 'leak')} in {report.target} ({runs})"]
     for leak in report.reference_leaks:
         lines += ["", *_reference_text(leak)]
