@@ -505,6 +505,57 @@ def test_a_failure_on_a_repetition_names_it(pytester):
     )
 
 
+def test_pytest_reports_the_first_run(pytester):
+    """The run pytest reports is the first, as without the plugin: its
+    output, its logs and its failure, with no word of repetitions."""
+    pytester.makepyfile(
+        test_first="""
+        import itertools, logging
+
+        PASSING, FAILING = itertools.count(1), itertools.count(1)
+
+        def test_passes():
+            run = next(PASSING)
+            print("printed by run", run)
+            logging.getLogger("t").warning("logged by run %d", run)
+
+        def test_fails_the_first_time():
+            assert next(FAILING) != 1
+
+        def test_last():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks", "-rP", *WITHOUT_ASYNCIO)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["printed by run 1", "*logged by run 1"])
+    result.stdout.no_fnmatch_line("*by run 2*")
+    result.stdout.fnmatch_lines(["E       assert 1 != 1"])
+    result.stdout.no_fnmatch_line("*repetition*")
+
+
+def test_a_clean_test_runs_no_more_than_it_needs(pytester):
+    """Two warm-ups and one measured run that leaves nothing, which is the
+    run pytest reports too; the last test of a module runs once more, at
+    the end, so that its teardown can end the module's fixtures."""
+    pytester.makepyfile(
+        test_runs="""
+        import logging
+
+        def test_first():
+            logging.getLogger("t").warning("captured, then dropped")
+            print("RUN first")
+
+        def test_last():
+            print("RUN last")
+        """
+    )
+    result = pytester.runpytest_subprocess("--check-leaks", "-s", *WITHOUT_ASYNCIO)
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert out.count("RUN first") == 3 and out.count("RUN last") == 4, out
+
+
 def test_a_failure_in_the_traced_pass_names_it(pytester):
     pytester.makepyfile(
         test_late="""

@@ -110,7 +110,7 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
         println!(
             "pytest --check-leaks, clean tests on a heap of {size} objects: \
              {checked:.1} ms a test against {plain:.1} ms plain ({:.1}x), \
-             {:.1} ms beyond running each test warm-up + repeat more times",
+             {:.1} ms beyond the runs it makes (its warm-ups and one measured run)",
             checked / plain,
             suite["overhead_ms"]
         );

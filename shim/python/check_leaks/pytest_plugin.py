@@ -2,11 +2,12 @@
 file) checks every test, `@pytest.mark.check_leaks(repeat=..., warmup=...,
 ignore=...)` checks one, and `@pytest.mark.no_leak_check` exempts one.
 
-A checked test runs warm-up times, then repeat times while cheap counters
-of the heap are recorded, each time with fresh function-scoped fixtures. If
-a counter moved, it runs as many times again under tracemalloc for the full
-report. Then once more for pytest to report. A leak fails the test with the
-report, and so does a failure on any repetition.
+A checked test runs warm-up times, then up to repeat times while cheap
+counters of the heap are recorded, each time with fresh function-scoped
+fixtures. If a counter moved, it runs as many times again under tracemalloc
+for the full report. pytest reports the first run, with the verdict on it:
+a leak fails the test with the report, and so does a failure on any
+repetition.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -101,16 +102,10 @@ def _setting(config: pytest.Config, name: str) -> Any:
     return config.getini(name) if value is None else value
 
 
-# The failure text a checked item's logged call report must carry.
-_VERDICT = pytest.StashKey[str]()
-# What the check of an item found, for the terminal summary: it travels on
-# the call report's user_properties, so that it reaches the controller under
-# pytest-xdist.
-_OUTCOME = pytest.StashKey[dict[str, Any]]()
+# What the check of a test found, for the terminal summary: it travels on
+# the call report's user_properties, so that it reaches the controller
+# under pytest-xdist.
 _PROPERTY = "check_leaks"
-# Per session: the outcomes of every checked test, by node id.
-# Whether the item's call is running.
-_IN_CALL = pytest.StashKey[bool]()
 
 
 def _wanted(item: pytest.Item) -> bool:
@@ -134,18 +129,24 @@ class _RunEnded(Exception):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Run a checked item's whole protocol, setup and teardown included, once
-    per repetition, then once more for pytest to report. Function-scoped
-    fixtures are made fresh for each repetition and torn down after it, so
-    what they make is gone before the heap is recorded; higher-scoped
-    fixtures stay up, set up by the first warm-up. Any kind of test is
-    repeated this way: plain functions, unittest.TestCase methods with their
-    setUp and tearDown, doctests, and async tests a plugin runs."""
+    per repetition. Function-scoped fixtures are made fresh for each
+    repetition and torn down after it, so what they make is gone before the
+    heap is recorded; higher-scoped fixtures stay up, set up by the first
+    run. Any kind of test is repeated this way: plain functions,
+    unittest.TestCase methods with their setUp and tearDown, doctests, and
+    async tests a plugin runs.
+
+    The first run is the one pytest reports, as if the plugin were not
+    there: its warnings, subtests and debugger stops go through, and its
+    reports are logged once the verdict is on them. Only where that run's
+    teardown must also end wider-scoped fixtures (the last test of its
+    module or class) does one more run at the end take its place."""
     if not _wanted(item):
         # Exempt from a check that is on, not merely unchecked.
         if item.get_closest_marker("no_leak_check") is not None and bool(
             _setting(item.config, "check_leaks")
         ):
-            item.stash[_OUTCOME] = {"exempt": True}
+            item.user_properties.append((_PROPERTY, {"exempt": True}))
         return None
     marker = item.get_closest_marker("check_leaks")
     config = item.config
@@ -157,7 +158,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     }
     runs = 0
     parent: Any = item.parent
-    sections = len(item._report_sections)
+    # Tearing down to the next item ends no more than tearing down to the
+    # parent does, which ends the function-scoped fixtures only.
+    first_is_logged = nextitem is not None and parent in nextitem.listchain()
+    logged: list[pytest.TestReport] = []
     # A doctest's runner clears its namespace after each run.
     doctest = getattr(item, "dtest", None)
     namespace = dict(doctest.globs) if doctest is not None else {}
@@ -167,16 +171,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         runs += 1
         if doctest is not None:
             doctest.globs.update(namespace)
-        # pytest records every warning, so each run's would stay alive and
-        # be blamed: each run records its own and drops them. The logged run
-        # shows them once, and the filters still apply, so "error" raises.
-        with warnings.catch_warnings(record=True), _subtests_unlogged(item):
+        with _run_of(item, logged=runs == 1 and first_is_logged):
             # Tearing down to the parent ends the function-scoped fixtures
             # and keeps those of wider scope.
             reports = runtestprotocol(item, nextitem=parent, log=False)
+        if runs == 1 and first_is_logged:
+            logged[:] = reports
         _drop_stale_finishers(item)
-        # Captured output and logs of a run nobody reports.
-        del item._report_sections[sections:]
         for report in reports:
             if not report.passed:
                 raise _RunEnded(runs, report)
@@ -185,40 +186,114 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     test = getattr(item, "obj", None)
     repetition.__module__ = getattr(test, "__module__", "") or ""
     repetition.__qualname__ = getattr(test, "__qualname__", None) or item.nodeid
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    verdict: str | None = None
+    outcome: dict[str, Any] = {}
     try:
         with named_roots(lambda: _fixture_values(item.session)):
             leaks = check(repetition, **options)
     except _RunEnded as ended:
-        if ended.report.failed:
+        if ended.report.failed and not (ended.run == 1 and first_is_logged):
             # The cheap pass, then, if a counter moved, the traced pass.
             per_pass = options["warmup"] + options["repeat"]
             run, traced = (ended.run - 1) % per_pass + 1, ended.run > per_pass
-            item.stash[_VERDICT] = (
+            verdict = (
                 f"check_leaks: the test failed on repetition {run} "
                 f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs"
                 f"{', in the traced pass that follows when one moved a counter' if traced else ''}"
                 f"), though it may pass once:\n{ended.report.longreprtext}"
             )
-        elif ended.report.when == "call":
+        elif ended.report.when == "call" and not ended.report.failed:
             # Skipped (or xfailed) inside the test on a repetition: if it
             # passes when logged, the summary says it went unchecked.
-            item.stash[_OUTCOME] = {"unchecked": f"skipped on repetition {ended.run}"}
+            outcome = {"unchecked": f"skipped on repetition {ended.run}"}
     else:
-        outcome: dict[str, Any] = {"leaked": bool(leaks)}
+        outcome = {"leaked": bool(leaks)}
         if leaks:
             one_time = config.getoption("check_leaks_one_time")
-            item.stash[_VERDICT] = leaks.text(one_time=one_time)
+            verdict = leaks.text(one_time=one_time)
             outcome |= {"summary": leaks.summary(), "bytes": leaks.leaked_bytes}
             directory = config.getoption("check_leaks_report")
             if directory:
                 outcome["files"] = _write_report(leaks, directory, item.nodeid)
-        item.stash[_OUTCOME] = outcome
-    if doctest is not None:
-        doctest.globs.update(namespace)
-    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    runtestprotocol(item, nextitem=nextitem, log=True)
+    if not logged:
+        if doctest is not None:
+            doctest.globs.update(namespace)
+        with _run_of(item, logged=True):
+            logged[:] = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in logged:
+        if report.when == "call":
+            _conclude(report, verdict, outcome)
+        item.ihook.pytest_runtest_logreport(report=report)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+def _conclude(report: pytest.TestReport, verdict: str | None, outcome: dict[str, Any]) -> None:
+    """Put what the check found on the test's call report: a leak or a
+    failure on a repetition fails a test that passed."""
+    if outcome and (report.passed or "unchecked" not in outcome):
+        report.user_properties.append((_PROPERTY, outcome))
+    if verdict is None:
+        return
+    if report.passed:
+        report.outcome = "failed"
+        report.longrepr = verdict
+    else:
+        report.sections.append(("check_leaks", verdict))
+
+
+@contextlib.contextmanager
+def _run_of(item: pytest.Item, *, logged: bool) -> Iterator[None]:
+    """One run of the item, which leaves pytest's per-run state of the item
+    as it found it. A run pytest does not report also keeps its warnings
+    and subtests to itself."""
+    with _run_state_restored(item):
+        if logged:
+            yield
+            return
+        # pytest records every warning, so each run's would stay alive and
+        # be blamed: each run records its own and drops them. The logged
+        # run shows them once, and the filters still apply, so "error"
+        # raises.
+        with warnings.catch_warnings(record=True), _subtests_unlogged(item):
+            yield
+
+
+@contextlib.contextmanager
+def _run_state_restored(item: pytest.Item) -> Iterator[None]:
+    """pytest keeps some state of a run until the next run replaces it: the
+    item's stash (the tmp_path plugin's outcome of the teardown), its user
+    properties and report sections, and the logging plugin's capture
+    handlers' record list and stream. Left alone, every run would leave an
+    object alive, and the cheap pass could not stop after a first measured
+    run that leaves nothing (a leak grows in every run, so such a run proves
+    there is none). After the run, each is put back as it was; the run's
+    reports hold their own copies."""
+    storage: dict[Any, object] = item.stash._storage
+    stash = dict(storage)
+    properties = len(item.user_properties)
+    sections = len(item._report_sections)
+    plugin = item.config.pluginmanager.get_plugin("logging-plugin")
+    handlers = [
+        handler
+        for handler in (getattr(plugin, name, None) for name in _CAPTURE_HANDLERS)
+        if handler is not None
+    ]
+    captured = [(handler.records, handler.stream) for handler in handlers]
+    try:
+        yield
+    finally:
+        for key in [key for key in storage if key not in stash]:
+            del storage[key]
+        storage.update(stash)
+        del item.user_properties[properties:]
+        del item._report_sections[sections:]
+        for handler, (records, stream) in zip(handlers, captured):
+            handler.records, handler.stream = records, stream
+
+
+_CAPTURE_HANDLERS = ("caplog_handler", "report_handler")
 
 
 @contextlib.contextmanager
@@ -323,41 +398,6 @@ def _write_report(leaks: LeakReport, directory: str, nodeid: str) -> list[str]:
         os.replace(out.name, stem + suffix)
         paths.append(stem + suffix)
     return paths
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    # Subtests make call reports of their own during the call; the verdict
-    # belongs on the test's, made after it.
-    item.stash[_IN_CALL] = True
-    try:
-        return (yield)
-    finally:
-        item.stash[_IN_CALL] = False
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if call.when != "call" or item.stash.get(_IN_CALL, False):
-        return report
-    outcome = item.stash.get(_OUTCOME, None)
-    if outcome is not None:
-        del item.stash[_OUTCOME]
-        if report.passed or "unchecked" not in outcome:
-            report.user_properties.append((_PROPERTY, outcome))
-    verdict = item.stash.get(_VERDICT, None)
-    if verdict is not None:
-        del item.stash[_VERDICT]
-        if report.passed:
-            report.outcome = "failed"
-            report.longrepr = verdict
-        else:
-            report.sections.append(("check_leaks", verdict))
-    return report
-
 
 
 class _Summary:
