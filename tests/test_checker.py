@@ -160,6 +160,21 @@ def test_clean_code_is_told_by_counters_alone(monkeypatch):
 
 
 @pytest.mark.as_is
+def test_only_the_measured_runs_of_the_full_check_are_traced():
+    """Tracebacks are needed only for what the measured runs make: the cheap
+    pass and the full check's warm-ups run without tracemalloc."""
+    traced = []
+
+    def leaks():
+        traced.append(tracemalloc.is_tracing())
+        leaky_code.global_cache()
+
+    assert check_leaks.check(leaks, warmup=2, repeat=REPEAT)
+    cheap, full = traced[: 2 + REPEAT], traced[2 + REPEAT :]
+    assert not any(cheap) and full == [False, False] + [True] * REPEAT, traced
+
+
+@pytest.mark.as_is
 def test_a_first_run_that_leaves_something_is_followed_by_the_others():
     """Code that replaces what its previous run made leaves an object
     after each run, none of them for good: the second run is made, and

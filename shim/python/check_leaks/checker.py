@@ -61,11 +61,16 @@ def check(
     if runs is not None:
         return LeakReport.level(target=_name_of(func), warmup=warmup, runs=runs, of=repeat)
 
-    def record(_: int) -> bool:
-        snapshots.record()
-        return True
+    with _shim.precise_tracebacks(True), contextlib.ExitStack() as window:
 
-    with _precise_window():
+        def record(left: int) -> bool:
+            if left == repeat:
+                # Only what the measured runs make needs a traceback: the
+                # warm-ups run untraced, several times faster.
+                window.enter_context(_tracing())
+            snapshots.record()
+            return True
+
         hits = _runs(call, warmup, repeat, record)
         # Inside the window: tracemalloc forgets every trace when it stops.
         evidence = gather(snapshots)
@@ -212,15 +217,21 @@ class watch:
 @contextlib.contextmanager
 def _precise_window() -> Iterator[None]:
     """Precise mode and tracemalloc on; the previous state of both after."""
-    with _shim.precise_tracebacks(True):
-        started = not tracemalloc.is_tracing()
+    with _shim.precise_tracebacks(True), _tracing():
+        yield
+
+
+@contextlib.contextmanager
+def _tracing() -> Iterator[None]:
+    """tracemalloc on; off again after, unless it was on before."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start(TRACEBACK_FRAMES)
+    try:
+        yield
+    finally:
         if started:
-            tracemalloc.start(TRACEBACK_FRAMES)
-        try:
-            yield
-        finally:
-            if started:
-                tracemalloc.stop()
+            tracemalloc.stop()
 
 
 def _snapshots() -> _shim.Snapshots:
