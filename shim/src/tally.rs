@@ -1,10 +1,10 @@
 //! The cheap first look at a check: could the runs have leaked at all?
 //! Saying no needs no traceback and no reverse index: O(1) counters at every
-//! record, and a walk of the trace-refs table after each of the last two
-//! runs.
+//! record, and a walk of the trace-refs table at the records the caller
+//! asks for (signs compare the last two).
 //!
-//! Every leak the full check reports grows in every measured run, the last
-//! one included, so each kind has a sign that costs next to nothing:
+//! Every leak the full check reports grows in every measured run, so each
+//! kind has a sign, in every run, that costs next to nothing:
 //! - a group of objects: every run left an object alive (by serial);
 //! - references on an object that existed before the runs: its count rose
 //!   in the last run, which changes a digest of all their counts;
@@ -13,9 +13,9 @@
 //! - raw blocks: the debug hooks' live block count rose in some run;
 //! - descriptors: more were open after the last run.
 //!
-//! A tally that shows none of these proves the full check would report no
-//! leak. Code that replaces what an earlier run made (as pytest replaces a
-//! test's request object in every run) stays cheap.
+//! A tally that shows none of these after any run proves the full check
+//! would report no leak, however many runs were to follow. Code that
+//! replaces what an earlier run made stays cheap from its second run on.
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -71,9 +71,9 @@ impl Tally {
         })
     }
 
-    /// Record the counters, and with `walk` the trace-refs table too (after
-    /// each of the last two runs). Every walk runs inside this one method,
-    /// so the caller's stack holds the same references at each.
+    /// Record the counters, and with `walk` the trace-refs table too (signs
+    /// need the last two records walked). Every walk runs inside this one
+    /// method, so the caller's stack holds the same references at each.
     #[pyo3(signature = (walk, /))]
     fn record(&mut self, py: Python<'_>, walk: bool) {
         let last_serial = last_serial(py);
@@ -90,8 +90,8 @@ impl Tally {
         });
     }
 
-    /// What could be a leak, in words: empty when the full check would
-    /// report none.
+    /// What could be a leak in the runs recorded so far, in words: empty
+    /// when the full check would report none.
     fn signs(&self) -> Vec<String> {
         let mut signs = Vec::new();
         for (run, pair) in self.records.windows(2).enumerate() {

@@ -81,24 +81,25 @@ class Tally:
     """The cheap first look at a check: counters of the heap between runs,
     with no tracing. Every record reads the debug allocator hooks' block
     count (`PyUnstable_Mem_DebugLiveBlocks`) and the open descriptors; the
-    records after the last two runs also walk the trace-refs table once.
+    records asked to also walk the trace-refs table once.
 
-    Every leak the full check reports grows in every run, the last one
-    included, so each kind leaves a sign here: objects alive from every
-    run, a changed count on an object older than the runs, more references
+    Every leak the full check reports grows in every measured run, so each
+    kind leaves a sign here in every one: objects alive from every run so
+    far, a changed count on an object older than the runs, more references
     in all after the last run, more live blocks after some run, more open
-    descriptors after the last run. No sign proves the full check would
-    report no leak.
+    descriptors after the last run. No sign after any run proves the full
+    check would report no leak, however many runs were to follow.
     """
 
     def __init__(self) -> None:
         """Raises RuntimeError where the debug allocator hooks are off."""
     def record(self, walk: bool, /) -> None:
-        """Record the counters, and with `walk` the trace-refs table (after
-        each of the last two runs). Every walk runs inside this method, so
-        the caller's stack holds the same references at each."""
+        """Record the counters, and with `walk` the trace-refs table: signs
+        need the last two records walked. Every walk runs inside this
+        method, so the caller's stack holds the same references at each."""
     def signs(self) -> list[str]:
-        """The signs of a possible leak, in words: empty if there is none."""
+        """The signs of a possible leak in the runs recorded so far, in
+        words: empty if there is none."""
     def __len__(self) -> int: ...
 
 @final
