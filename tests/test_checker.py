@@ -339,6 +339,36 @@ def test_references_added_by_a_visible_container():
     assert "every reference to it is visible" in str(report)
 
 
+def test_objects_revived_or_tracked_early_by_c_code_do_not_crash(leakext):
+    """mypyc revives a dead instance without _Py_NewReference() (patch 0015);
+    multidict tracks a pooled object before filling it in (patch 0016). A
+    debug build aborted on either, in the checked program."""
+    code = (
+        "import leakext\n"
+        "for _ in range(5):\n"
+        "    leakext.Revived(); leakext.Pooled()\n"
+        "print('survived')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(leakext.__file__)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert (done.returncode, done.stdout) == (0, "survived\n"), done.stderr[-3000:]
+
+
+def test_a_revived_object_that_leaks_is_reported(leakext):
+    """A revived object is back among the live objects, with a new serial:
+    kept once a run, it is a leak like any other."""
+    kept = []
+
+    def keeps_revived():
+        leakext.Revived()  # dies, and is kept as the type's free instance
+        kept.append(leakext.Revived())  # the free instance, revived
+
+    report = check_leaks.check(keeps_revived, repeat=REPEAT)
+    assert_leak(only_group(report, "leakext.Revived"))
+
+
 def test_raw_block_leak_in_c(leakext):
     def calls_c():
         leakext.leak_block()

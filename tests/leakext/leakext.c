@@ -156,6 +156,143 @@ grow_static_cache(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Revived: mypyc's per-class free instance (`free_list_len=1`). Its
+   dealloc keeps one dead instance, and the next one made revives it with
+   Py_SET_REFCNT() and PyObject_GC_Track(), not _Py_NewReference(). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;
+} RevivedObject;
+
+static RevivedObject *free_instance;
+
+static int
+revived_traverse(RevivedObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    return 0;
+}
+
+static int
+revived_clear(RevivedObject *self)
+{
+    Py_CLEAR(self->value);
+    return 0;
+}
+
+static PyObject *
+revived_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    RevivedObject *self;
+    if (free_instance != NULL) {
+        self = free_instance;
+        free_instance = NULL;
+        Py_SET_REFCNT(self, 1);
+        PyObject_GC_Track(self);
+    }
+    else {
+        self = (RevivedObject *)type->tp_alloc(type, 0);
+        if (self == NULL) {
+            return NULL;
+        }
+    }
+    self->value = PyList_New(0);
+    if (self->value == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+revived_dealloc(RevivedObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    revived_clear(self);
+    if (free_instance == NULL) {
+        free_instance = self;
+        return;
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject RevivedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "leakext.Revived",
+    .tp_basicsize = sizeof(RevivedObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = revived_new,
+    .tp_dealloc = (destructor)revived_dealloc,
+    .tp_traverse = (traverseproc)revived_traverse,
+    .tp_clear = (inquiry)revived_clear,
+};
+
+/* Pooled: multidict's pool. A new object comes from the pool and is
+   tracked before it is filled in, so its fields still hold what its last
+   user left: here, what a freed object looks like to a debug build. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;
+} PooledObject;
+
+static PooledObject *pool;
+static union {
+    PyObject object;
+    unsigned char bytes[sizeof(PyObject)];
+} freed_object;
+
+static int
+pooled_traverse(PooledObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    return 0;
+}
+
+static PyObject *
+pooled_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PooledObject *self;
+    if (pool != NULL) {
+        self = pool;
+        pool = NULL;
+        PyObject_Init((PyObject *)self, type);
+    }
+    else {
+        self = PyObject_GC_New(PooledObject, type);
+        if (self == NULL) {
+            return NULL;
+        }
+    }
+    PyObject_GC_Track(self);
+    /* Nothing that could start a collection runs before it is filled in. */
+    self->value = Py_NewRef(Py_None);
+    return (PyObject *)self;
+}
+
+static void
+pooled_dealloc(PooledObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->value);
+    if (pool == NULL) {
+        memset(freed_object.bytes, 0xDD, sizeof(freed_object.bytes));
+        self->value = &freed_object.object;
+        pool = self;
+        return;
+    }
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject PooledType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "leakext.Pooled",
+    .tp_basicsize = sizeof(PooledObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = pooled_new,
+    .tp_dealloc = (destructor)pooled_dealloc,
+    .tp_traverse = (traverseproc)pooled_traverse,
+};
+
 static PyMethodDef methods[] = {
     {"leak_float", leak_float, METH_NOARGS, NULL},
     {"leak_tuple", leak_tuple, METH_NOARGS, NULL},
@@ -180,5 +317,15 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit_leakext(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&RevivedType) < 0 || PyType_Ready(&PooledType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL
+        || PyModule_AddObjectRef(m, "Revived", (PyObject *)&RevivedType) < 0
+        || PyModule_AddObjectRef(m, "Pooled", (PyObject *)&PooledType) < 0) {
+        Py_XDECREF(m);
+        return NULL;
+    }
+    return m;
 }
