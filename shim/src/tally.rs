@@ -137,15 +137,10 @@ fn walk_table(py: Python<'_>, bounds: &[u64]) -> Walk {
         old_objects: 0,
         references: 0,
     };
-    // The table's entries first, then the objects' counts, fetched a few
-    // ahead: the walk waits on memory, not on arithmetic.
-    let mut objects = Vec::with_capacity(traced_count());
-    for_each_traced(py, |object, serial| objects.push((object, serial)));
-    for (index, &(object, serial)) in objects.iter().enumerate() {
-        if let Some(&(ahead, _)) = objects.get(index + PREFETCH_DISTANCE) {
-            prefetch(ahead);
-        }
-        // SAFETY: the objects are alive: nothing ran since the table was walked.
+    // One pass, in the interpreter's order of its array of traced objects
+    // (patch 0017): reading each count costs little more than the visit.
+    for_each_traced(py, |object, serial| {
+        // SAFETY: the table lists live objects, and nothing runs during the walk.
         let count = unsafe { pyo3::ffi::Py_REFCNT(object) };
         // Immortal objects have the low 32 bits of the count negative (3.13, 64-bit).
         if count as i32 >= 0 {
@@ -160,26 +155,8 @@ fn walk_table(py: Python<'_>, bounds: &[u64]) -> Walk {
             }
             _ => walk.old_objects = walk.old_objects.wrapping_add(mix(serial, count)),
         }
-    }
+    });
     walk
-}
-
-/// How far ahead of the object being read the next one is fetched.
-const PREFETCH_DISTANCE: usize = 8;
-
-fn prefetch(object: *mut pyo3::ffi::PyObject) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(object.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = object;
-}
-
-fn traced_count() -> usize {
-    // SAFETY: reads one length.
-    usize::try_from(unsafe { bindings::PyTraceRefs_Count() }).unwrap_or(0)
 }
 
 /// Blocks the debug allocator hooks hold (patch 0014), -1 without them.
