@@ -18,7 +18,7 @@ import check_leaks
 import leaky_code
 from check_leaks import checker
 import pytest
-from flavors import needs_trace_refs
+from flavors import needs_pydebug, needs_trace_refs
 
 pytestmark = needs_trace_refs
 
@@ -313,6 +313,7 @@ def test_reference_leak_is_named_next_to_a_new_object_leak(leakext):
     assert leak.type == "dict" and leak.per_run == [1] * REPEAT
 
 
+@needs_pydebug
 def test_references_are_counted_on_the_objects_not_by_the_total(leakext):
     """Code built for a release ABI moves sys.gettotalrefcount() without
     changing any real count; the report must not call that a leak."""

@@ -6,7 +6,7 @@ import sys
 
 import check_leaks
 import pytest
-from flavors import needs_trace_refs
+from flavors import needs_pydebug, needs_trace_refs
 
 pytestmark = needs_trace_refs
 
@@ -57,6 +57,7 @@ def test_clean_work_in_a_binary_wheel_is_clean(work):
     assert report.refcount_deltas == [0] * report.runs
 
 
+@needs_pydebug
 def test_the_total_refcount_does_drift_with_binary_wheels():
     """The misleading count the checker no longer uses, in the same suite:
     if no workload moved it, the test above would prove nothing."""

@@ -42,8 +42,8 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     if stubtest {
         requirements.push(root.join("tests/stubtest-requirements.txt"));
     }
-    // Only the debug flavour runs the leak checker, whose verdicts they test.
-    if flags.flavor == Flavor::Debug {
+    // Only the trace-refs flavours run the leak checker, whose verdicts they test.
+    if matches!(flags.flavor, Flavor::Debug | Flavor::Trace) {
         requirements.push(root.join("tests/wheel-requirements.txt"));
     }
     phase::loud("test requirements", || {
@@ -69,7 +69,9 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     })
 }
 
-fn install_requirements(sh: &Shell, install: &Path, requirements: &[PathBuf]) -> Result<()> {
+/// Installs the `requirements` files into the interpreter at `install`,
+/// unless the same files were installed there last.
+pub fn install_requirements(sh: &Shell, install: &Path, requirements: &[PathBuf]) -> Result<()> {
     let mut key = Key::default();
     for file in requirements {
         let data = fs::read(file).with_context(|| format!("reading {}", file.display()))?;
