@@ -18,11 +18,12 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, flavor::Flavor, paths, phase};
+use crate::{build_python, flags, flavor::Flavor, paths, phase, test};
 
 const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
 const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
 const PYTEST_SUITE: &str = "tests/bench/pytest_suite.py";
+const TEST_REQUIREMENTS: &str = "tests/requirements.txt";
 /// Heap sizes the pytest suite runs on.
 const SUITE_HEAPS: [u32; 2] = [200_000, 1_000_000];
 
@@ -51,10 +52,15 @@ const CONFIGS: [Config; 3] = [
 ];
 
 pub fn run(flags: &flags::Bench) -> Result<()> {
-    let debug = paths::python3(&build_python::ensure_variant(Flavor::Debug.patched())?);
+    let debug_install = build_python::ensure_variant(Flavor::Debug.patched())?;
+    let debug = paths::python3(&debug_install);
     let vanilla = paths::python3(&build_python::ensure_variant(Flavor::Debug.vanilla())?);
     let sh = Shell::new()?;
     let root = paths::project_root();
+    // The suite benchmark runs pytest.
+    phase::loud("bench requirements", || {
+        test::install_requirements(&sh, &debug_install, &[root.join(TEST_REQUIREMENTS)])
+    })?;
     let (hot_paths, big_heap) = (root.join(HOT_PATHS), root.join(BIG_HEAP));
     let pytest_suite = root.join(PYTEST_SUITE);
 
