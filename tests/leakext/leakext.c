@@ -227,6 +227,57 @@ static PyTypeObject RevivedType = {
     .tp_clear = (inquiry)revived_clear,
 };
 
+/* Retracked: mypyc's dealloc of a subclass of a builtin tracks the dying
+   object again before it calls its base's tp_dealloc, which untracks and
+   frees it, as subtype_dealloc does. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;
+} RetrackedObject;
+
+static int
+retracked_traverse(RetrackedObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    return 0;
+}
+
+static void
+retracked_base_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static void
+retracked_dealloc(RetrackedObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->value);
+    PyObject_GC_Track(self);
+    retracked_base_dealloc((PyObject *)self);
+}
+
+static PyObject *
+retracked_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    RetrackedObject *self = (RetrackedObject *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->value = Py_NewRef(Py_None);
+    }
+    return (PyObject *)self;
+}
+
+static PyTypeObject RetrackedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "leakext.Retracked",
+    .tp_basicsize = sizeof(RetrackedObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = retracked_new,
+    .tp_dealloc = (destructor)retracked_dealloc,
+    .tp_traverse = (traverseproc)retracked_traverse,
+};
+
 /* Pooled: multidict's pool. A new object comes from the pool and is
    tracked before it is filled in, so its fields still hold what its last
    user left: here, what a freed object looks like to a debug build. */
@@ -317,13 +368,15 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit_leakext(void)
 {
-    if (PyType_Ready(&RevivedType) < 0 || PyType_Ready(&PooledType) < 0) {
+    if (PyType_Ready(&RevivedType) < 0 || PyType_Ready(&PooledType) < 0
+        || PyType_Ready(&RetrackedType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL
         || PyModule_AddObjectRef(m, "Revived", (PyObject *)&RevivedType) < 0
-        || PyModule_AddObjectRef(m, "Pooled", (PyObject *)&PooledType) < 0) {
+        || PyModule_AddObjectRef(m, "Pooled", (PyObject *)&PooledType) < 0
+        || PyModule_AddObjectRef(m, "Retracked", (PyObject *)&RetrackedType) < 0) {
         Py_XDECREF(m);
         return NULL;
     }
