@@ -194,7 +194,14 @@ class LeakReport:
         parts = [_count(count, f"{name} object") for name, count in ranked[:SHOWN_TYPES]]
         if len(ranked) > SHOWN_TYPES:
             parts.append(f"{_count(len(ranked) - SHOWN_TYPES, 'more type')}")
-        parts += [f"references to a {leak.type}" for leak in self.reference_leaks]
+        if len(self.reference_leaks) == 1:
+            parts.append(f"references to a {self.reference_leaks[0].type}")
+        elif self.reference_leaks:
+            kinds = sorted({leak.type for leak in self.reference_leaks})
+            shown = ", ".join(kinds[:SHOWN_TYPES]) + (", ..." if len(kinds) > SHOWN_TYPES else "")
+            parts.append(
+                f"references to {len(self.reference_leaks)} existing objects ({shown})"
+            )
         parts += [
             f"{_count(sum(block.per_run), 'raw block')} at {block.site or 'an untraced site'}"
             for block in self.block_leaks
