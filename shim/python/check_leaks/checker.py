@@ -132,8 +132,8 @@ def _runs(
 ) -> dict[str, int]:
     """The warm-ups, then a collection and `record(repeat)`; then each
     measured run, a collection and `record(runs left)`, until none is left
-    or `record` says to stop (returns False). Returns the freelists' hits counted before
-    the first record."""
+    or `record` says to stop (returns False). Returns the freelists' hits
+    counted before the first record."""
     for _ in range(warmup):
         call()
     _collect()
