@@ -156,25 +156,27 @@ grow_static_cache(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* Revived: mypyc's per-class free instance (`free_list_len=1`). Its
-   dealloc keeps one dead instance, and the next one made revives it with
-   Py_SET_REFCNT() and PyObject_GC_Track(), not _Py_NewReference(). */
+/* The three types below differ only in how they are made and freed: each
+   holds one object, which its traversal reports. */
 typedef struct {
     PyObject_HEAD
     PyObject *value;
-} RevivedObject;
-
-static RevivedObject *free_instance;
+} HolderObject;
 
 static int
-revived_traverse(RevivedObject *self, visitproc visit, void *arg)
+holder_traverse(HolderObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->value);
     return 0;
 }
 
+/* Revived: mypyc's per-class free instance (`free_list_len=1`). Its
+   dealloc keeps one dead instance, and the next one made revives it with
+   Py_SET_REFCNT() and PyObject_GC_Track(), not _Py_NewReference(). */
+static HolderObject *free_instance;
+
 static int
-revived_clear(RevivedObject *self)
+revived_clear(HolderObject *self)
 {
     Py_CLEAR(self->value);
     return 0;
@@ -183,7 +185,7 @@ revived_clear(RevivedObject *self)
 static PyObject *
 revived_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    RevivedObject *self;
+    HolderObject *self;
     if (free_instance != NULL) {
         self = free_instance;
         free_instance = NULL;
@@ -191,7 +193,7 @@ revived_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyObject_GC_Track(self);
     }
     else {
-        self = (RevivedObject *)type->tp_alloc(type, 0);
+        self = (HolderObject *)type->tp_alloc(type, 0);
         if (self == NULL) {
             return NULL;
         }
@@ -205,7 +207,7 @@ revived_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static void
-revived_dealloc(RevivedObject *self)
+revived_dealloc(HolderObject *self)
 {
     PyObject_GC_UnTrack(self);
     revived_clear(self);
@@ -219,29 +221,17 @@ revived_dealloc(RevivedObject *self)
 static PyTypeObject RevivedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "leakext.Revived",
-    .tp_basicsize = sizeof(RevivedObject),
+    .tp_basicsize = sizeof(HolderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = revived_new,
     .tp_dealloc = (destructor)revived_dealloc,
-    .tp_traverse = (traverseproc)revived_traverse,
+    .tp_traverse = (traverseproc)holder_traverse,
     .tp_clear = (inquiry)revived_clear,
 };
 
 /* Retracked: mypyc's dealloc of a subclass of a builtin tracks the dying
    object again before it calls its base's tp_dealloc, which untracks and
    frees it, as subtype_dealloc does. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *value;
-} RetrackedObject;
-
-static int
-retracked_traverse(RetrackedObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->value);
-    return 0;
-}
-
 static void
 retracked_base_dealloc(PyObject *self)
 {
@@ -250,7 +240,7 @@ retracked_base_dealloc(PyObject *self)
 }
 
 static void
-retracked_dealloc(RetrackedObject *self)
+retracked_dealloc(HolderObject *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->value);
@@ -261,7 +251,7 @@ retracked_dealloc(RetrackedObject *self)
 static PyObject *
 retracked_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    RetrackedObject *self = (RetrackedObject *)type->tp_alloc(type, 0);
+    HolderObject *self = (HolderObject *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->value = Py_NewRef(Py_None);
     }
@@ -271,45 +261,33 @@ retracked_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyTypeObject RetrackedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "leakext.Retracked",
-    .tp_basicsize = sizeof(RetrackedObject),
+    .tp_basicsize = sizeof(HolderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = retracked_new,
     .tp_dealloc = (destructor)retracked_dealloc,
-    .tp_traverse = (traverseproc)retracked_traverse,
+    .tp_traverse = (traverseproc)holder_traverse,
 };
 
 /* Pooled: multidict's pool. A new object comes from the pool and is
    tracked before it is filled in, so its fields still hold what its last
    user left: here, what a freed object looks like to a debug build. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *value;
-} PooledObject;
-
-static PooledObject *pool;
+static HolderObject *pool;
 static union {
     PyObject object;
     unsigned char bytes[sizeof(PyObject)];
 } freed_object;
 
-static int
-pooled_traverse(PooledObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->value);
-    return 0;
-}
-
 static PyObject *
 pooled_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PooledObject *self;
+    HolderObject *self;
     if (pool != NULL) {
         self = pool;
         pool = NULL;
         PyObject_Init((PyObject *)self, type);
     }
     else {
-        self = PyObject_GC_New(PooledObject, type);
+        self = PyObject_GC_New(HolderObject, type);
         if (self == NULL) {
             return NULL;
         }
@@ -321,7 +299,7 @@ pooled_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static void
-pooled_dealloc(PooledObject *self)
+pooled_dealloc(HolderObject *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->value);
@@ -337,11 +315,11 @@ pooled_dealloc(PooledObject *self)
 static PyTypeObject PooledType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "leakext.Pooled",
-    .tp_basicsize = sizeof(PooledObject),
+    .tp_basicsize = sizeof(HolderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = pooled_new,
     .tp_dealloc = (destructor)pooled_dealloc,
-    .tp_traverse = (traverseproc)pooled_traverse,
+    .tp_traverse = (traverseproc)holder_traverse,
 };
 
 static PyMethodDef methods[] = {
