@@ -1,10 +1,19 @@
 //! Reading the machine's apt sources to find its Debian mirror, so that a
-//! deb-src entry for trixie can point at the same archive.
+//! deb-src entry for the suite a pinned release comes from can point at the
+//! same archive.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
-/// Our one file in sources.list.d; nothing else of the apt config is touched.
-pub const DEB_SRC_FILE: &str = "/etc/apt/sources.list.d/check-leaks-trixie-src.sources";
+/// Our one file in sources.list.d per suite; nothing else of the apt config
+/// is touched.
+pub fn deb_src_file(suite: &str) -> PathBuf {
+    PathBuf::from(format!(
+        "/etc/apt/sources.list.d/check-leaks-{suite}-src.sources"
+    ))
+}
 
 /// Debian suite names (the part before any `-updates`/`-security` suffix).
 const DEBIAN_SUITES: &[&str] = &[
@@ -139,9 +148,9 @@ pub fn system_mirror() -> Option<String> {
     debian_mirror(&entries)
 }
 
-pub fn deb_src_stanza(mirror: &str) -> String {
+pub fn deb_src_stanza(mirror: &str, suite: &str) -> String {
     format!(
-        "Types: deb-src\nURIs: {mirror}\nSuites: trixie\nComponents: main\n\
+        "Types: deb-src\nURIs: {mirror}\nSuites: {suite}\nComponents: main\n\
          Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
 }

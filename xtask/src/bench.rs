@@ -52,9 +52,11 @@ const CONFIGS: [Config; 3] = [
 ];
 
 pub fn run(flags: &flags::Bench) -> Result<()> {
-    let debug_install = build_python::ensure_variant(Flavor::Debug.patched())?;
+    let debug_install = build_python::ensure_variant(Flavor::Debug.patched(Default::default()))?;
     let debug = paths::python3(&debug_install);
-    let vanilla = paths::python3(&build_python::ensure_variant(Flavor::Debug.vanilla())?);
+    let vanilla = paths::python3(&build_python::ensure_variant(
+        Flavor::Debug.vanilla(Default::default()),
+    )?);
     let sh = Shell::new()?;
     let root = paths::project_root();
     // The suite benchmark runs pytest.

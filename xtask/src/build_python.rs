@@ -13,9 +13,7 @@ use crate::{
     flags::BuildPython,
     flavor::Variant,
     interpreter::{self, Recipe},
-    key, patch, paths, phase,
-    pin::PYTHON,
-    prereqs, shim,
+    key, patch, paths, phase, prereqs, shim,
     source::Source,
 };
 
@@ -28,6 +26,7 @@ pub fn ensure_variant(variant: Variant) -> Result<PathBuf> {
     ensure(&BuildPython {
         vanilla: variant.vanilla,
         flavor: variant.flavor,
+        python: variant.python,
         ..BuildPython::default()
     })
 }
@@ -39,11 +38,13 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
     let variant = Variant {
         flavor: flags.flavor,
         vanilla: flags.vanilla,
+        python: flags.python,
     };
     let patches = if variant.vanilla {
         Vec::new()
     } else {
-        patch::list(&flags.patches.clone().unwrap_or_else(patch::default_dir))?
+        let dir = flags.patches.clone();
+        patch::list(&dir.unwrap_or_else(|| patch::default_dir(variant.python)))?
     };
     let configure_args = match &flags.configure_args {
         Some(args) => shell_words::split(args).context("parsing --configure-args")?,
@@ -57,10 +58,11 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
         .map(std::path::absolute)
         .transpose()
         .context("resolving --prefix")?;
-    let source = Source::new(flags.source.as_deref(), &PYTHON)?;
+    let tarball = &variant.python.tarball;
+    let source = Source::new(flags.source.as_deref(), tarball)?;
     let recipe = Recipe {
         variant,
-        source_id: source.id(&PYTHON),
+        source_id: source.id(tarball),
         patches,
         configure_args,
         prefix,
@@ -96,9 +98,7 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
         }
     }
     if recipe.prefix.is_none() {
-        let link = paths::project_root()
-            .join("target/pythons")
-            .join(variant.name());
+        let link = paths::link(variant);
         interpreter::link(&link, &install)?;
     }
     if !shim_fresh {

@@ -91,8 +91,12 @@ pub fn run(flags: &flags::Test) -> Result<()> {
         flags.flavor == Flavor::Debug,
         "--cpython-suite runs on the debug flavour only"
     );
-    let patched = paths::python3(&build_python::ensure_variant(Flavor::Debug.patched())?);
-    let vanilla = paths::python3(&build_python::ensure_variant(Flavor::Debug.vanilla())?);
+    let patched = paths::python3(&build_python::ensure_variant(
+        Flavor::Debug.patched(flags.python),
+    )?);
+    let vanilla = paths::python3(&build_python::ensure_variant(
+        Flavor::Debug.vanilla(flags.python),
+    )?);
     let suites: Vec<String> = match flags.pytest_args.as_slice() {
         [] => SUITES.iter().map(|s| s.to_string()).collect(),
         args => (args.iter())

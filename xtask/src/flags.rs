@@ -4,7 +4,10 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::flavor::Flavor;
+use crate::{
+    flavor::Flavor,
+    pin::{self, Release},
+};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +30,8 @@ pub enum Task {
     Test(Test),
     /// Time the freelist hot paths: vanilla vs patched vs precise mode.
     Bench(Bench),
+    /// Create a venv of the toolkit interpreter with check_leaks installed.
+    Venv(Venv),
 }
 
 #[derive(Args, Clone, Default)]
@@ -37,6 +42,9 @@ pub struct BuildPython {
     /// Which configuration of CPython to build.
     #[arg(long, value_enum, default_value_t)]
     pub flavor: Flavor,
+    /// Which CPython release to build (from the pin table in `xtask/src/pin.rs`).
+    #[arg(long, value_name = "VERSION", value_parser = parse_release, default_value = pin::DEFAULT)]
+    pub python: &'static Release,
     /// A CPython source tarball or an unpacked source tree to build from.
     #[arg(long, value_name = "PATH")]
     pub source: Option<PathBuf>,
@@ -49,7 +57,7 @@ pub struct BuildPython {
     /// Parallel make jobs (default: number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
-    /// Use patches from this directory instead of `patches/3.13`.
+    /// Use patches from this directory instead of the release's own.
     #[arg(long, value_name = "DIR", hide = true)]
     pub patches: Option<PathBuf>,
 }
@@ -66,6 +74,9 @@ pub struct Test {
     /// Build this flavour (and its vanilla twin) and test on it.
     #[arg(long, value_enum, default_value_t)]
     pub flavor: Flavor,
+    /// Which CPython release to build and test on.
+    #[arg(long, value_name = "VERSION", value_parser = parse_release, default_value = pin::DEFAULT)]
+    pub python: &'static Release,
     /// Instead: CPython's own tests of what the patches touch, in every
     /// freelist mode, compared with the vanilla build.
     #[arg(long)]
@@ -80,8 +91,24 @@ pub struct Test {
 }
 
 #[derive(Args)]
+pub struct Venv {
+    /// Where to create it (must not exist, or be empty).
+    pub path: PathBuf,
+    /// Which flavour's interpreter the venv is made from.
+    #[arg(long, value_enum, default_value_t)]
+    pub flavor: Flavor,
+    /// Which CPython release.
+    #[arg(long, value_name = "VERSION", value_parser = parse_release, default_value = pin::DEFAULT)]
+    pub python: &'static Release,
+}
+
+#[derive(Args)]
 pub struct Bench {
     /// Rounds; each runs every interpreter once, in turn.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
+}
+
+fn parse_release(version: &str) -> Result<&'static Release, String> {
+    pin::release(version).map_err(|e| e.to_string())
 }

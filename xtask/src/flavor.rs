@@ -2,6 +2,8 @@
 
 use clap::ValueEnum;
 
+use crate::pin::Release;
+
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug, ValueEnum)]
 pub enum Flavor {
     /// `--with-pydebug --with-trace-refs`: the leak checker's interpreter.
@@ -19,6 +21,12 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// As spelled on the command line.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
     pub fn configure_args(self) -> &'static [&'static str] {
         match self {
             Flavor::Debug => &["--with-pydebug", "--with-trace-refs"],
@@ -28,33 +36,38 @@ impl Flavor {
         }
     }
 
-    pub fn patched(self) -> Variant {
+    pub fn patched(self, python: &'static Release) -> Variant {
         Variant {
             flavor: self,
             vanilla: false,
+            python,
         }
     }
 
-    pub fn vanilla(self) -> Variant {
+    pub fn vanilla(self, python: &'static Release) -> Variant {
         Variant {
             flavor: self,
             vanilla: true,
+            python,
         }
     }
 }
 
-/// One interpreter we build: a flavour, patched or stock.
+/// One interpreter we build: a flavour of a release, patched or stock.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Variant {
     pub flavor: Flavor,
     pub vanilla: bool,
+    pub python: &'static Release,
 }
 
 impl Variant {
-    /// The name of its `target/pythons` link and cache dir. The debug pair
-    /// keeps the names it had before flavours existed, so old paths work.
-    pub fn name(self) -> &'static str {
-        match (self.flavor, self.vanilla) {
+    /// The name of its `target/pythons` link and cache dir: the default
+    /// release's go without a version (`debug`), others with it
+    /// (`debug-3.13.5`). The debug pair keeps the names it had before
+    /// flavours existed, so old paths work.
+    pub fn name(self) -> String {
+        let base = match (self.flavor, self.vanilla) {
             (Flavor::Debug, false) => "debug",
             (Flavor::Debug, true) => "vanilla",
             (Flavor::Ft, false) => "ft",
@@ -63,6 +76,10 @@ impl Variant {
             (Flavor::Release, true) => "vanilla-release",
             (Flavor::Trace, false) => "trace",
             (Flavor::Trace, true) => "vanilla-trace",
+        };
+        match self.python.is_default() {
+            true => base.to_string(),
+            false => format!("{base}-{}", self.python.version),
         }
     }
 }
@@ -70,15 +87,21 @@ impl Variant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pin::RELEASES;
 
     #[test]
     fn names_are_unique() {
         let mut names: Vec<_> = Flavor::value_variants()
             .iter()
-            .flat_map(|f| [f.patched().name(), f.vanilla().name()])
+            .flat_map(|f| RELEASES.iter().flat_map(|r| [f.patched(r), f.vanilla(r)]))
+            .map(Variant::name)
             .collect();
+        assert_eq!(names[0], "debug");
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 2 * Flavor::value_variants().len());
+        assert_eq!(
+            names.len(),
+            2 * RELEASES.len() * Flavor::value_variants().len()
+        );
     }
 }

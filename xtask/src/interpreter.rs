@@ -15,7 +15,6 @@ use crate::{
     key::{self, Key},
     patch,
     phase::{self, run_logged, show_log_tail},
-    pin::PYTHON,
     source::{self, Source},
 };
 
@@ -87,7 +86,7 @@ pub fn build(
     );
 
     let from = phase::quiet("source", |progress| {
-        source.fetch(sh, progress, &PYTHON, cache)
+        source.fetch(sh, progress, &recipe.variant.python.tarball, cache)
     })?;
     phase::quiet("extract", |_| source::extract(sh, &from, &tree))?;
     if !recipe.patches.is_empty() {
@@ -157,7 +156,7 @@ pub fn remove_stale(dir: &Path, variant: Variant, keep: Option<&Path>) -> Result
 
 /// Whether `name` is `<variant>-` followed by a 16-digit key prefix.
 fn is_dir_of(name: &str, variant: Variant) -> bool {
-    name.strip_prefix(variant.name())
+    name.strip_prefix(&variant.name())
         .and_then(|rest| rest.strip_prefix('-'))
         .is_some_and(|key| key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -188,7 +187,7 @@ fn sibling(path: &Path, tag: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flavor::Flavor;
+    use crate::{flavor::Flavor, pin::RELEASES};
 
     #[test]
     fn key_follows_every_input() {
@@ -196,8 +195,8 @@ mod tests {
         let patch = dir.path().join("0001-a.patch");
         fs::write(&patch, "one").unwrap();
         let recipe = || Recipe {
-            variant: Flavor::Debug.patched(),
-            source_id: PYTHON.sha256.into(),
+            variant: Flavor::Debug.patched(&RELEASES[0]),
+            source_id: RELEASES[0].tarball.sha256.into(),
             patches: vec![patch.clone()],
             configure_args: vec!["--with-pydebug".into()],
             prefix: None,
@@ -206,11 +205,15 @@ mod tests {
         assert_eq!(recipe().key().unwrap(), base);
         let changed = [
             Recipe {
-                variant: Flavor::Debug.vanilla(),
+                variant: Flavor::Debug.vanilla(&RELEASES[0]),
                 ..recipe()
             },
             Recipe {
-                variant: Flavor::Ft.patched(),
+                variant: Flavor::Ft.patched(&RELEASES[0]),
+                ..recipe()
+            },
+            Recipe {
+                variant: Flavor::Debug.patched(&RELEASES[1]),
                 ..recipe()
             },
             Recipe {
@@ -259,17 +262,18 @@ mod tests {
             "vanilla-fedcba9876543210",
             "vanilla-ft-0123456789abcdef",
             "debug-0123456789abcdef",
+            "vanilla-3.13.5-0123456789abcdef",
         ];
         for name in names {
             fs::create_dir(dir.path().join(name)).unwrap();
         }
         let keep = dir.path().join(names[1]);
-        remove_stale(dir.path(), Flavor::Debug.vanilla(), Some(&keep)).unwrap();
+        remove_stale(dir.path(), Flavor::Debug.vanilla(&RELEASES[0]), Some(&keep)).unwrap();
         let mut left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, [names[3], names[1], names[2]]);
+        assert_eq!(left, [names[3], names[4], names[1], names[2]]);
     }
 }

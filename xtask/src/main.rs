@@ -19,6 +19,7 @@ mod python;
 mod shim;
 mod source;
 mod test;
+mod venv;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         }
         flags::Task::Test(flags) => test::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Bench(flags) => bench::run(&flags).map(|()| ExitCode::SUCCESS),
+        flags::Task::Venv(flags) => venv::run(&flags).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|err| {
         // One line, so CI logs and terminals show the whole chain at a glance.

@@ -9,8 +9,13 @@ use std::{
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-pub fn default_dir() -> PathBuf {
-    crate::paths::project_root().join("patches/3.13")
+use crate::pin::Release;
+
+/// The series for `release`.
+pub fn default_dir(release: &Release) -> PathBuf {
+    crate::paths::project_root()
+        .join("patches")
+        .join(release.patches)
 }
 
 /// `*.patch` files in `dir`, in the order they are applied.

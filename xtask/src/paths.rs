@@ -7,6 +7,8 @@ use std::{
 
 use anyhow::{Context, Result};
 
+use crate::flavor::Variant;
+
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
@@ -24,6 +26,12 @@ pub fn cache_dir() -> Result<PathBuf> {
             .context("cannot find a cache directory; set CHECK_LEAKS_CACHE")?
             .join("check-leaks")),
     }
+}
+
+/// `target/pythons/<variant>`: the stable path of a variant's current
+/// install, which a rebuild points at the new one.
+pub fn link(variant: Variant) -> PathBuf {
+    project_root().join("target/pythons").join(variant.name())
 }
 
 /// Every flavour's `make install` links `bin/python3` (ft's interpreter is

@@ -17,16 +17,90 @@ pub struct Pin {
     /// `apt-get source` spec whose orig tarball is byte-identical to `url`.
     pub debian_package: &'static str,
     pub debian_file: &'static str,
+    /// The Debian suite that carries `debian_package`.
+    pub debian_suite: &'static str,
 }
 
-pub const PYTHON: Pin = Pin {
-    file_name: "Python-3.13.5.tar.xz",
-    url: "https://www.python.org/ftp/python/3.13.5/Python-3.13.5.tar.xz",
-    size: 22856016,
-    sha256: "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640",
-    debian_package: "python3.13=3.13.5-2+deb13u5",
-    debian_file: "python3.13_3.13.5.orig.tar.xz",
-};
+/// A CPython release we build, with the patch series that applies to it.
+pub struct Release {
+    pub version: &'static str,
+    pub tarball: Pin,
+    /// The directory under `patches/`.
+    pub patches: &'static str,
+}
+
+/// Every supported release; the first is the default.
+pub const RELEASES: &[Release] = &[
+    Release {
+        version: "3.13.15",
+        tarball: Pin {
+            file_name: "Python-3.13.15.tar.xz",
+            url: "https://www.python.org/ftp/python/3.13.15/Python-3.13.15.tar.xz",
+            size: 23160540,
+            sha256: "1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76",
+            debian_package: "python3.13=3.13.15-1",
+            debian_file: "python3.13_3.13.15.orig.tar.xz",
+            debian_suite: "sid",
+        },
+        patches: "3.13",
+    },
+    // Kept for its known leaks (fixed in 3.13.6-3.13.15): a test bed.
+    Release {
+        version: "3.13.5",
+        tarball: Pin {
+            file_name: "Python-3.13.5.tar.xz",
+            url: "https://www.python.org/ftp/python/3.13.5/Python-3.13.5.tar.xz",
+            size: 22856016,
+            sha256: "93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640",
+            debian_package: "python3.13=3.13.5-2+deb13u5",
+            debian_file: "python3.13_3.13.5.orig.tar.xz",
+            debian_suite: "trixie",
+        },
+        patches: "3.13",
+    },
+];
+
+pub const DEFAULT: &str = RELEASES[0].version;
+
+impl Release {
+    pub fn is_default(&self) -> bool {
+        self.version == DEFAULT
+    }
+}
+
+impl Default for &'static Release {
+    fn default() -> Self {
+        &RELEASES[0]
+    }
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.version)
+    }
+}
+
+impl PartialEq for Release {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version
+    }
+}
+
+impl Eq for Release {}
+
+/// `--python VERSION`: a release from the table, or a one-line error listing them.
+pub fn release(version: &str) -> Result<&'static Release> {
+    RELEASES
+        .iter()
+        .find(|r| r.version == version)
+        .with_context(|| {
+            let known: Vec<_> = RELEASES.iter().map(|r| r.version).collect();
+            format!(
+                "CPython {version} is not supported (supported: {})",
+                known.join(", ")
+            )
+        })
+}
 
 /// Writes the file to the given (temporary) path.
 pub type Fetch<'a> = Box<dyn FnOnce(&Path) -> Result<()> + 'a>;
@@ -107,6 +181,7 @@ pub const TEST_PIN: Pin = Pin {
     sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
     debian_package: "hello=1",
     debian_file: "hello.orig",
+    debian_suite: "sid",
 };
 
 #[cfg(test)]
@@ -115,6 +190,13 @@ mod tests {
 
     fn writes(bytes: &'static str) -> Fetch<'static> {
         Box::new(move |path| Ok(fs::write(path, bytes)?))
+    }
+
+    #[test]
+    fn unknown_release_lists_the_known_ones() {
+        assert_eq!(release(DEFAULT).unwrap().version, RELEASES[0].version);
+        let err = format!("{:#}", release("3.12.0").unwrap_err());
+        assert!(err.contains("3.12.0") && err.contains(DEFAULT), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use xshell::{cmd, Shell};
 use crate::{build_python, flags, flavor::Flavor, paths};
 
 pub fn run(flags: &flags::Python) -> Result<ExitCode> {
-    let install = build_python::ensure_variant(Flavor::Debug.patched())?;
+    let install = build_python::ensure_variant(Flavor::Debug.patched(Default::default()))?;
     let sh = Shell::new()?;
     let (python, args) = (paths::python3(&install), &flags.args);
     let status = Command::from(cmd!(sh, "{python} {args...}"))

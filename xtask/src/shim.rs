@@ -1,9 +1,12 @@
 //! Building the pyo3 shim with maturin and installing it into the toolkit
 //! interpreter.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{
@@ -31,10 +34,25 @@ fn key(interpreter_key: &str) -> Result<String> {
 }
 
 pub fn is_fresh(install: &Path, interpreter_key: &str) -> Result<bool> {
-    Ok(key::stamp_matches(
-        &install.join(STAMP),
-        &key(interpreter_key)?,
-    ))
+    Ok(key::stamp_matches(&install.join(STAMP), &key(interpreter_key)?) && wheel(install).is_ok())
+}
+
+/// Where the installed shim's wheel is kept, for venvs of this interpreter.
+pub fn wheel_dir(install: &Path) -> PathBuf {
+    install.join("share/check-leaks/wheels")
+}
+
+/// The one wheel in `wheel_dir`.
+pub fn wheel(install: &Path) -> Result<PathBuf> {
+    let dir = wheel_dir(install);
+    let mut wheels = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"));
+    match (wheels.next(), wheels.next()) {
+        (Some(wheel), None) => Ok(wheel),
+        _ => bail!("expected one check-leaks wheel in {}", dir.display()),
+    }
 }
 
 pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) -> Result<()> {
@@ -81,6 +99,14 @@ pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) 
     )
     .run()
     .context("installing the shim wheel")?;
+    // Kept for `cargo xtask venv`; swapped in whole so a reader never sees two.
+    let (kept, staged) = (wheel_dir(install), wheel_dir(install).with_extension("new"));
+    let _ = fs::remove_dir_all(&staged);
+    fs::create_dir_all(&staged).with_context(|| format!("creating {}", staged.display()))?;
+    fs::copy(&wheel, staged.join(wheel.file_name().unwrap_or_default()))
+        .context("keeping the shim wheel")?;
+    let _ = fs::remove_dir_all(&kept);
+    fs::rename(&staged, &kept).with_context(|| format!("creating {}", kept.display()))?;
     // Hashed after the build, which may have updated Cargo.lock.
     key::write_stamp(&install.join(STAMP), &key(interpreter_key)?)
 }

@@ -11,13 +11,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{
-    apt_sources::{self, DEB_SRC_FILE},
-    key::Key,
-    phase::Progress,
-    pin::Pin,
-    prereqs::is_root,
-};
+use crate::{apt_sources, key::Key, phase::Progress, pin::Pin, prereqs::is_root};
 
 pub enum Source {
     /// The pinned tarball, fetched only if a build is needed.
@@ -132,8 +126,8 @@ fn from_debian(
     };
     let mut output = apt_get_source()?;
     if !output.status.success() {
-        // Most likely no deb-src entry for trixie (or its lists were never fetched).
-        add_deb_src(sh, progress)?;
+        // Most likely no deb-src entry for the suite (or its lists were never fetched).
+        add_deb_src(sh, progress, pin.debian_suite)?;
         output = apt_get_source()?;
     }
     if !output.status.success() {
@@ -151,27 +145,29 @@ fn from_debian(
 
 /// Adds our deb-src file (as root, using the machine's own Debian mirror) and
 /// refreshes just that source, leaving the rest of the apt config alone.
-fn add_deb_src(sh: &Shell, progress: &Progress) -> Result<()> {
-    let manual = "add `deb-src <your-debian-mirror>/debian trixie main` to /etc/apt/sources.list, \
-                  run `sudo apt-get update` and retry";
+fn add_deb_src(sh: &Shell, progress: &Progress, suite: &str) -> Result<()> {
+    let manual = format!(
+        "add `deb-src <your-debian-mirror>/debian {suite} main` to /etc/apt/sources.list, \
+         run `sudo apt-get update` and retry"
+    );
     if !is_root(sh)? {
-        bail!("apt-get source needs a deb-src entry for Debian trixie: {manual}");
+        bail!("apt-get source needs a deb-src entry for Debian {suite}: {manual}");
     }
-    let file = Path::new(DEB_SRC_FILE);
+    let file = &apt_sources::deb_src_file(suite);
     if !file.exists() {
         let mirror = apt_sources::system_mirror().with_context(|| {
             format!("no Debian mirror found in the apt configuration: {manual}")
         })?;
-        let content = apt_sources::deb_src_stanza(&mirror);
+        let content = apt_sources::deb_src_stanza(&mirror, suite);
         progress.suspend(|| eprintln!("    adding {}:\n{content}", file.display()));
         fs::write(file, &content).with_context(|| format!("writing {}", file.display()))?;
     }
-    let sourcelist = format!("Dir::Etc::sourcelist={DEB_SRC_FILE}");
+    let sourcelist = format!("Dir::Etc::sourcelist={}", file.display());
     progress
         .suspend(|| {
             cmd!(sh, "apt-get update -o {sourcelist} -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0").run()
         })
-        .with_context(|| format!("refreshing {DEB_SRC_FILE}"))
+        .with_context(|| format!("refreshing {}", file.display()))
 }
 
 #[cfg(test)]

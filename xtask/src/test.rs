@@ -22,8 +22,8 @@ const SHIM_PACKAGE: &str = "check-leaks-shim";
 const REQUIREMENTS_STAMP: &str = "check-leaks-test-reqs-stamp";
 
 pub fn run(flags: &flags::Test) -> Result<()> {
-    let patched = build_python::ensure_variant(flags.flavor.patched())?;
-    let vanilla = build_python::ensure_variant(flags.flavor.vanilla())?;
+    let patched = build_python::ensure_variant(flags.flavor.patched(flags.python))?;
+    let vanilla = build_python::ensure_variant(flags.flavor.vanilla(flags.python))?;
     let (python, vanilla_python) = (paths::python3(&patched), paths::python3(&vanilla));
     let root = paths::project_root();
     let sh = Shell::new()?;
