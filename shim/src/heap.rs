@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use pyo3::{ffi, Borrowed, PyTraverseError};
 
-use crate::objects::{for_each_referent, for_each_root, live_objects, refcount};
+use crate::objects::{
+    for_each_referent, for_each_root, live_objects, refcount, unreleased_type_refs,
+};
 
 /// Every live object and who references whom, from one `tp_traverse` pass.
 // Objects are numbered by their place in `ids`. `u32` numbers halve the
@@ -26,8 +28,9 @@ pub struct Heap {
     starts: Vec<usize>,
     referrers: Vec<u32>,
     /// References to object `i` that are not edges: from the interpreter's
-    /// roots in C, and from the lists of other `Heap`s, which reference
-    /// everything and are never walked. Counted as accounted for.
+    /// roots in C, from the lists of other `Heap`s, which reference
+    /// everything and are never walked, and to a type from its dead
+    /// instances' deallocs (patch 0019). Counted as accounted for.
     hidden: Vec<u32>,
     /// The objects the interpreter holds from C, with where it keeps each.
     roots: Vec<(u32, String)>,
@@ -62,7 +65,7 @@ impl Heap {
                 }
             });
         }
-        let mut hidden = vec![0; ids.len()];
+        let mut hidden = vec![0u32; ids.len()];
         for &list in &other_lists {
             // SAFETY: a `Heap` in `objects` holds the list.
             let list = unsafe { borrow(py, list) };
@@ -71,6 +74,12 @@ impl Heap {
                     hidden[referent as usize] += 1;
                 }
             });
+        }
+        for (referent, count) in unreleased_type_refs(py) {
+            if let Some(referent) = index(referent) {
+                let count = u32::try_from(count).unwrap_or(u32::MAX);
+                hidden[referent as usize] = hidden[referent as usize].saturating_add(count);
+            }
         }
         let mut roots = Vec::new();
         for_each_root(py, |referent, description| {

@@ -2,6 +2,7 @@
 //! (`sys.getobjects`, or a visit with each object's allocation serial), what
 //! an object references (`tp_traverse`) and how many references it has.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 
@@ -172,6 +173,42 @@ pub fn for_each_traced<F: FnMut(*mut ffi::PyObject, u64)>(_py: Python<'_>, mut v
     unsafe {
         bindings::PyTraceRefs_Visit(Some(trampoline::<F>), arg.cast());
     }
+}
+
+/// References to heap types that their dead instances' tp_dealloc kept
+/// (patch 0019), by type id: they keep only the type alive, so every count
+/// of references leaves them out.
+pub type UnreleasedTypeRefs = HashMap<usize, isize>;
+
+pub fn unreleased_type_refs(_py: Python<'_>) -> UnreleasedTypeRefs {
+    unsafe extern "C" fn trampoline(
+        object: *mut ffi::PyTypeObject,
+        count: ffi::Py_ssize_t,
+        arg: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `unreleased_type_refs` passes a pointer to its live map as `arg`.
+        let found = unsafe { &mut *arg.cast::<UnreleasedTypeRefs>() };
+        found.insert(object as usize, count);
+        0
+    }
+    let mut found = UnreleasedTypeRefs::new();
+    let arg: *mut UnreleasedTypeRefs = &mut found;
+    // SAFETY: the token proves the GIL; `trampoline` only runs during the
+    // call, with `arg` pointing at `found`, and creates no Python object.
+    unsafe {
+        bindings::PyTraceRefs_VisitUnreleasedTypeRefs(Some(trampoline), arg.cast());
+    }
+    found
+}
+
+/// How many of the references to the live `object` its dead instances'
+/// deallocs kept: 0 unless it is a heap type in `unreleased`.
+pub fn kept_by_deallocs(object: *mut ffi::PyObject, unreleased: &UnreleasedTypeRefs) -> isize {
+    // SAFETY: the caller passes a live object; the check reads its type's flags.
+    if unreleased.is_empty() || unsafe { ffi::PyType_Check(object) } == 0 {
+        return 0;
+    }
+    unreleased.get(&(object as usize)).copied().unwrap_or(0)
 }
 
 /// The allocation serial of the object at `id`, 0 if it is not traced.

@@ -12,20 +12,30 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use pyo3::Borrowed;
 
-use crate::objects::{for_each_traced, last_serial, refcount, serial_of};
+use crate::objects::{
+    for_each_traced, kept_by_deallocs, last_serial, refcount, serial_of, unreleased_type_refs,
+    UnreleasedTypeRefs,
+};
+
+/// tracemalloc's live blocks grouped by their traceback below the harness:
+/// (blocks, bytes) by traceback key.
+type Traces = HashMap<u64, (isize, isize)>;
 
 /// The live heap at one moment, as counters.
 struct Record {
     /// The last allocation serial given before the record.
     last_serial: u64,
     objects: isize,
-    /// The sum of the reference counts of every mortal object.
+    /// The sum of the reference counts of every mortal object, less the
+    /// references to types that their dead instances' deallocs kept.
     references: isize,
+    /// Those references, by type id (patch 0019).
+    unreleased_type_refs: UnreleasedTypeRefs,
     allocated_blocks: isize,
     /// Open file descriptors, sorted, each with what it points at.
     descriptors: Vec<(i32, String)>,
     /// tracemalloc's live blocks grouped by their traceback below the harness: (blocks, bytes).
-    traces: HashMap<u64, (isize, isize)>,
+    traces: Traces,
 }
 
 /// An object alive at the first record whose reference count rose in every
@@ -53,7 +63,7 @@ pub struct Snapshots {
     growing: Vec<Growing>,
     /// tracemalloc's live blocks after `confirm_traces`'s extra runs, and
     /// how many there were.
-    confirmed: Option<(isize, HashMap<u64, (isize, isize)>)>,
+    confirmed: Option<(isize, Traces)>,
 }
 
 #[pymethods]
@@ -80,6 +90,7 @@ impl Snapshots {
         let allocated_blocks = self.getallocatedblocks.bind(py).call0()?.extract()?;
         let descriptors = open_descriptors();
 
+        let unreleased_type_refs = unreleased_type_refs(py);
         let first = self.records.first().map(|record| record.last_serial);
         let mut objects = 0;
         let mut references = 0;
@@ -90,6 +101,7 @@ impl Snapshots {
             let Some(count) = refcount(unsafe { Borrowed::from_ptr(py, object) }) else {
                 return;
             };
+            let count = count - kept_by_deallocs(object, &unreleased_type_refs);
             references += count;
             if first.is_none_or(|first| serial <= first) {
                 seen.push((serial, object as usize, count));
@@ -101,6 +113,7 @@ impl Snapshots {
             last_serial: last_serial(py),
             objects,
             references,
+            unreleased_type_refs,
             allocated_blocks,
             descriptors,
             traces,
@@ -144,6 +157,28 @@ impl Snapshots {
                 (object.id, rises)
             })
             .collect()
+    }
+
+    /// The heap types whose dead instances' deallocs kept more references to
+    /// them in the runs (patch 0019), as (id, per-run rise). Those are not
+    /// counted in the reference counts above.
+    fn unreleased_type_refs(&self, py: Python<'_>) -> Vec<(usize, Vec<isize>)> {
+        let Some(last) = self.records.last() else {
+            return Vec::new();
+        };
+        let mut found: Vec<_> = (last.unreleased_type_refs.keys())
+            .filter(|&&id| serial_of(py, id) != 0)
+            .map(|&id| {
+                let at = |record: &Record| *record.unreleased_type_refs.get(&id).unwrap_or(&0);
+                let rises: Vec<isize> = (self.records.windows(2))
+                    .map(|w| at(&w[1]) - at(&w[0]))
+                    .collect();
+                (id, rises)
+            })
+            .filter(|(_, rises)| rises.iter().sum::<isize>() > 0)
+            .collect();
+        found.sort_unstable();
+        found
     }
 
     /// Count tracemalloc's blocks again after `runs` more runs past the last
@@ -260,7 +295,7 @@ impl Snapshots {
     }
 
     /// tracemalloc's live blocks by traceback key; empty when it is off.
-    fn traces(&self, py: Python<'_>) -> PyResult<HashMap<u64, (isize, isize)>> {
+    fn traces(&self, py: Python<'_>) -> PyResult<Traces> {
         let mut traces = HashMap::new();
         for trace in self.get_traces.bind(py).call0()?.try_iter()? {
             // (domain, size, traceback, total_nframe)

@@ -21,7 +21,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::bindings;
-use crate::objects::{for_each_traced, last_serial};
+use crate::objects::{for_each_traced, kept_by_deallocs, last_serial, unreleased_type_refs};
 use crate::snapshot::open_descriptors;
 
 /// What a walk of the trace-refs table finds.
@@ -33,7 +33,8 @@ struct Walk {
     /// alive at the first record that is still alive: any change to any of
     /// them, freeing included, changes it.
     old_objects: u64,
-    /// The sum of the reference counts of every mortal object.
+    /// The sum of the reference counts of every mortal object, less the
+    /// references to types their dead instances' deallocs kept.
     references: isize,
 }
 
@@ -132,6 +133,7 @@ impl Tally {
 /// and the sum of all counts.
 fn walk_table(py: Python<'_>, bounds: &[u64]) -> Walk {
     let first = bounds.first().copied();
+    let unreleased = unreleased_type_refs(py);
     let mut walk = Walk {
         survivors: vec![0; bounds.len().saturating_sub(1)],
         old_objects: 0,
@@ -141,7 +143,7 @@ fn walk_table(py: Python<'_>, bounds: &[u64]) -> Walk {
     // (patch 0017): reading each count costs little more than the visit.
     for_each_traced(py, |object, serial| {
         // SAFETY: the table lists live objects, and nothing runs during the walk.
-        let count = unsafe { pyo3::ffi::Py_REFCNT(object) };
+        let count = unsafe { pyo3::ffi::Py_REFCNT(object) } - kept_by_deallocs(object, &unreleased);
         // Immortal objects have the low 32 bits of the count negative (3.13, 64-bit).
         if count as i32 >= 0 {
             walk.references += count;

@@ -322,6 +322,27 @@ static PyTypeObject PooledType = {
     .tp_traverse = (traverseproc)holder_traverse,
 };
 
+/* KeepsType: a heap type whose tp_dealloc frees the instance but never
+   releases the reference it owned to its type (bpo-35810), as mypyc's
+   generated deallocators do. */
+static void
+keeps_type_dealloc(PyObject *self)
+{
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyType_Slot keeps_type_slots[] = {
+    {Py_tp_dealloc, keeps_type_dealloc},
+    {0, NULL},
+};
+
+static PyType_Spec keeps_type_spec = {
+    .name = "leakext.KeepsType",
+    .basicsize = sizeof(PyObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = keeps_type_slots,
+};
+
 static PyMethodDef methods[] = {
     {"leak_float", leak_float, METH_NOARGS, NULL},
     {"leak_tuple", leak_tuple, METH_NOARGS, NULL},
@@ -354,7 +375,8 @@ PyInit_leakext(void)
     if (m == NULL
         || PyModule_AddObjectRef(m, "Revived", (PyObject *)&RevivedType) < 0
         || PyModule_AddObjectRef(m, "Pooled", (PyObject *)&PooledType) < 0
-        || PyModule_AddObjectRef(m, "Retracked", (PyObject *)&RetrackedType) < 0) {
+        || PyModule_AddObjectRef(m, "Retracked", (PyObject *)&RetrackedType) < 0
+        || PyModule_Add(m, "KeepsType", PyType_FromSpec(&keeps_type_spec)) < 0) {
         Py_XDECREF(m);
         return NULL;
     }

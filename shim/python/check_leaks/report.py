@@ -99,6 +99,18 @@ class ReferenceLeak:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnreleasedTypeRefs:
+    """References to a heap type that its instances' tp_dealloc kept when
+    they were freed: a missing `Py_DECREF(Py_TYPE(self))` (bpo-35810), as in
+    mypyc's code and many hand-written extensions. The instances are freed;
+    the references keep only the type alive, which its module does anyway.
+    Shown, and not counted as a leak."""
+
+    type: str  # the type's qualified name
+    per_run: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
 class BlockLeak:
     """Raw memory blocks (not objects) allocated at one traceback, more in
     every run, none of them part of an object the runs left alive."""
@@ -143,6 +155,8 @@ class LeakReport:
     # Measured runs not made: a leak grows in every run, so once one left
     # nothing behind, no more could show a leak.
     runs_not_needed: int = 0
+    # Left out of every reference count above.
+    unreleased_type_refs: list[UnreleasedTypeRefs] = dataclasses.field(default_factory=list)
 
     @classmethod
     def level(cls, *, target: str, warmup: int, runs: int, of: int) -> LeakReport:
@@ -255,6 +269,8 @@ class Evidence:
     # (id, per-run rise, references from survivors) of old objects whose
     # count rose in every run.
     growing: list[tuple[int, list[int], int]]
+    # (id, per-run rise) of heap types whose dead instances kept references.
+    unreleased_type_refs: list[tuple[int, list[int]]]
     # (traceback, per-run blocks, per-run bytes) of raw blocks that grew.
     growing_blocks: list[tuple[RawTraceback, list[int], list[int]]]
     new_descriptors: list[list[tuple[int, str]]]
@@ -297,6 +313,7 @@ def gather(snapshots: _shim.Snapshots) -> Evidence:
         unaccounted,
         tracebacks,
         growing,
+        [(i, rises) for i, rises in snapshots.unreleased_type_refs() if i in heap],
         _growing_blocks(snapshots),
         snapshots.new_descriptors(),
         snapshots.object_deltas(),
@@ -372,6 +389,10 @@ def build_report(
         and not any(survivors)
         and not reference_leaks,
         recycled=recycled,
+        unreleased_type_refs=[
+            UnreleasedTypeRefs(type_name_of_class(heap.object(i)), rises)
+            for i, rises in evidence.unreleased_type_refs
+        ],
     )
 
 
@@ -570,6 +591,16 @@ def _text(report: LeakReport, one_time: bool = True) -> str:
             "references grew in every run with no new object and no single object "
             "to explain them: references leaked on objects that already existed "
             "(a missing Py_DECREF?)"
+        )
+    if report.unreleased_type_refs:
+        kept = sorted(report.unreleased_type_refs, key=lambda t: (-sum(t.per_run), t.type))
+        shown = ", ".join(f"{t.type} {sum(t.per_run)}" for t in kept[:SHOWN_TYPES])
+        more = f" and {_count(len(kept) - SHOWN_TYPES, 'more type')}" if len(kept) > SHOWN_TYPES else ""
+        lines.append(
+            f"not leaks: instances of {_count(len(kept), 'heap type')} were freed "
+            "without releasing the reference each held to its type (a missing "
+            "Py_DECREF(Py_TYPE(self)) in tp_dealloc, bpo-35810), which keeps only "
+            f"the type alive: {shown}{more}"
         )
     if report.recycled:
         counts = ", ".join(f"{kind} {n}" for kind, n in report.recycled.items())
