@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import tempfile
@@ -264,8 +265,10 @@ def _run_of(item: pytest.Item, *, logged: bool) -> Iterator[None]:
 def _run_state_restored(item: pytest.Item) -> Iterator[None]:
     """pytest keeps some state of a run until the next run replaces it: the
     item's stash (the tmp_path plugin's outcome of the teardown), its user
-    properties and report sections, and the logging plugin's capture
-    handlers' record list and stream. Left alone, every run would leave an
+    properties and report sections, the logging plugin's capture handlers'
+    record list and stream, and the root logger's handler list (which
+    `removeHandler` replaces since 3.13.6, gh-79366, when the logging plugin
+    takes its handlers off). Left alone, every run would leave an
     object alive, and the cheap pass could not stop after a first measured
     run that leaves nothing (a leak grows in every run, so such a run proves
     there is none). After the run, each is put back as it was; the run's
@@ -281,9 +284,14 @@ def _run_state_restored(item: pytest.Item) -> Iterator[None]:
         if handler is not None
     ]
     captured = [(handler.records, handler.stream) for handler in handlers]
+    root = logging.getLogger()
+    root_handlers, root_had = root.handlers, list(root.handlers)
     try:
         yield
     finally:
+        if root.handlers is not root_handlers and root.handlers == root_had:
+            root_handlers[:] = root_had
+            root.handlers = root_handlers
         for key in [key for key in storage if key not in stash]:
             del storage[key]
         storage.update(stash)
