@@ -14,7 +14,7 @@ import os
 import runpy
 import sys
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, cast
 
 from . import _shim, holders
 from .saferepr import safe_repr, type_name, type_name_of_class
@@ -390,7 +390,8 @@ def build_report(
         and not reference_leaks,
         recycled=recycled,
         unreleased_type_refs=[
-            UnreleasedTypeRefs(type_name_of_class(heap.object(i)), rises)
+            # Patch 0019 counts them for heap types only.
+            UnreleasedTypeRefs(type_name_of_class(cast(type, heap.object(i))), rises)
             for i, rises in evidence.unreleased_type_refs
         ],
     )
