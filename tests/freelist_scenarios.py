@@ -342,16 +342,12 @@ RESULT_ITERATORS = {
     "enumerate": lambda: enumerate(_ITEMS),
     "dict_items": lambda: iter(dict.fromkeys(_ITEMS).items()),
     "reversed_dict_items": lambda: reversed(dict.fromkeys(_ITEMS).items()),
-    "ordered_dict_items": lambda: iter(
-        collections.OrderedDict.fromkeys(_ITEMS).items()
-    ),
+    "ordered_dict_items": lambda: iter(collections.OrderedDict.fromkeys(_ITEMS).items()),
     "pairwise": lambda: itertools.pairwise(_ITEMS),
     "zip_longest": lambda: itertools.zip_longest(_ITEMS, _ITEMS),
     "product": lambda: itertools.product(_ITEMS),
     "combinations": lambda: itertools.combinations(_ITEMS, 1),
-    "combinations_with_replacement": lambda: itertools.combinations_with_replacement(
-        _ITEMS, 1
-    ),
+    "combinations_with_replacement": lambda: itertools.combinations_with_replacement(_ITEMS, 1),
     "permutations": lambda: itertools.permutations(_ITEMS, 1),
 }
 
@@ -433,9 +429,7 @@ def observe_all():
         "id_reuse": {kind: id_reuse(kind) for kind in SAME_SIZE_KINDS},
         "freed_float_bytes": freed_float_bytes(),
         "float_operand_site": float_operand_site(),
-        "result_tuple_site": {
-            kind: result_tuple_site(kind) for kind in RESULT_ITERATORS
-        },
+        "result_tuple_site": {kind: result_tuple_site(kind) for kind in RESULT_ITERATORS},
         "deque_spare_blocks": deque_spare_blocks(),
     }
 

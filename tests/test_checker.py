@@ -16,8 +16,8 @@ import tracemalloc
 
 import check_leaks
 import leaky_code
-from check_leaks import checker
 import pytest
+from check_leaks import checker
 from flavors import needs_pydebug, needs_trace_refs
 
 pytestmark = needs_trace_refs
@@ -51,11 +51,7 @@ def both_passes(request, monkeypatch):
 def only_group(report, type_name, marker=None):
     """The one group of `type_name` objects (allocated at `marker`'s line)."""
     site = f"{leaky_code.__file__}:{leaky_code.line_of(marker)}" if marker else None
-    groups = [
-        g
-        for g in report.groups
-        if g.type == type_name and (site is None or g.site == site)
-    ]
+    groups = [g for g in report.groups if g.type == type_name and (site is None or g.site == site)]
     assert len(groups) == 1, str(report)
     return groups[0]
 
@@ -69,9 +65,7 @@ def test_global_cache():
     group = only_group(report, "dict", "global_cache")
     assert_leak(group)
     assert group.held_by[0] == "global `REGISTRY` of module `leaky_code`"
-    assert group.held_by[1].startswith("item ") and group.held_by[1].endswith(
-        " of a list"
-    )
+    assert group.held_by[1].startswith("item ") and group.held_by[1].endswith(" of a list")
     assert len(group.held_by) == 2
     assert report and report.leaks == [group]
     # The traceback starts at the checked code, not in the checker.
@@ -90,16 +84,9 @@ def test_closure_kept_in_a_class_attribute():
     report = check_leaks.check(leaky_code.register_hook, repeat=REPEAT)
     group = only_group(report, "list", "closure_state")
     assert_leak(group)
-    assert (
-        group.held_by[0] == "class attribute `registered` of class `leaky_code.Hooks`"
-    )
-    assert group.held_by[1].startswith("key ") and group.held_by[1].endswith(
-        " of a dict"
-    )
-    assert (
-        group.held_by[2]
-        == "closure variable `state` of function `register_hook.<locals>.hook`"
-    )
+    assert group.held_by[0] == "class attribute `registered` of class `leaky_code.Hooks`"
+    assert group.held_by[1].startswith("key ") and group.held_by[1].endswith(" of a dict")
+    assert group.held_by[2] == "closure variable `state` of function `register_hook.<locals>.hook`"
 
 
 def test_exception_traceback_kept_alive():
@@ -125,9 +112,7 @@ def test_cycle_resurrected_by_its_finalizer():
 
 
 def test_one_time_cache_is_not_a_leak():
-    report = check_leaks.check(
-        leaky_code.warm_cache, "first use", warmup=0, repeat=REPEAT
-    )
+    report = check_leaks.check(leaky_code.warm_cache, "first use", warmup=0, repeat=REPEAT)
     group = only_group(report, "list")
     assert not group.leak and group.per_run == [1, 0, 0]
     assert not report
@@ -152,9 +137,7 @@ def test_clean_code_is_told_by_counters_alone(monkeypatch):
     # A leak grows in every run, so a first run that left nothing is enough.
     assert report.runs == 1 and report.runs_not_needed == REPEAT - 1
     assert report.object_deltas == report.refcount_deltas == [0]
-    assert f"(1 run after 2 warm-ups; it left nothing, so {REPEAT - 1} more runs" in str(
-        report
-    )
+    assert f"(1 run after 2 warm-ups; it left nothing, so {REPEAT - 1} more runs" in str(report)
     report = check_leaks.check(leaky_code.global_cache, repeat=REPEAT)
     assert report and traced and report.runs == REPEAT
 
@@ -281,9 +264,7 @@ def test_growing_static_cache_in_c(leakext):
     group = only_group(report, "float")
     assert_leak(group)
     assert group.held_from_c and group.chain[0].type == "list"
-    assert group.held_by[0].startswith("item ") and group.held_by[0].endswith(
-        " of a list"
-    )
+    assert group.held_by[0].startswith("item ") and group.held_by[0].endswith(" of a list")
     assert group.unaccounted_references == 0
 
 
@@ -305,9 +286,7 @@ def test_reference_leaked_on_an_existing_object(leakext):
 
 def test_reference_leak_is_named_next_to_a_new_object_leak(leakext):
     existing = {"already": "here"}
-    report = check_leaks.check(
-        leakext.leak_reference_and_float, existing, repeat=REPEAT
-    )
+    report = check_leaks.check(leakext.leak_reference_and_float, existing, repeat=REPEAT)
     assert_leak(only_group(report, "float"))
     [leak] = report.reference_leaks
     assert leak.type == "dict" and leak.per_run == [1] * REPEAT
@@ -353,9 +332,7 @@ def test_objects_revived_or_tracked_early_by_c_code_do_not_crash(leakext):
         "print('survived', len(listed))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.path.dirname(leakext.__file__)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert (done.returncode, done.stdout) == (0, "survived 0\n"), done.stderr[-3000:]
 
 
@@ -408,9 +385,7 @@ def test_raw_block_leak_in_c(leakext):
     [leak] = report.block_leaks
     assert leak.per_run == [1] * REPEAT and leak.bytes_per_run == [48] * REPEAT
     assert leak.site == f"{__file__}:{calls_c.__code__.co_firstlineno + 1}"
-    assert report and "LEAK: raw memory, +1 +1 +1 blocks (+48 +48 +48 B)" in str(
-        report
-    )
+    assert report and "LEAK: raw memory, +1 +1 +1 blocks (+48 +48 +48 B)" in str(report)
 
 
 def test_raw_block_freed_is_not_a_leak(leakext):
@@ -435,9 +410,7 @@ def test_blocks_of_a_leaked_object_are_not_a_raw_leak():
         REGISTRY.append(entry)
 
     calls = []
-    report = check_leaks.check(
-        lambda: (calls.append(1), keeps_growing_dicts()), repeat=REPEAT
-    )
+    report = check_leaks.check(lambda: (calls.append(1), keeps_growing_dicts()), repeat=REPEAT)
     assert report.block_leaks == [] and len(report.leaks) == 1, str(report)
     # The blocks are the leaked dicts', so no confirming run was needed:
     # the cheap pass's runs and the traced pass's, no more.
@@ -463,9 +436,7 @@ def test_descriptor_leak():
 
 
 def test_descriptor_closed_is_not_a_leak():
-    report = check_leaks.check(
-        lambda: os.close(os.open(os.devnull, os.O_RDONLY)), repeat=REPEAT
-    )
+    report = check_leaks.check(lambda: os.close(os.open(os.devnull, os.O_RDONLY)), repeat=REPEAT)
     assert report.descriptor_leak is None and not report, str(report)
 
 
@@ -695,10 +666,7 @@ def test_outputs():
     assert text.startswith(
         "check_leaks: 1 leak in leaky_code.global_cache (3 runs after 2 warm-ups)"
     )
-    assert (
-        f"allocated at {leaky_code.__file__}:{leaky_code.line_of('global_cache')}"
-        in text
-    )
+    assert f"allocated at {leaky_code.__file__}:{leaky_code.line_of('global_cache')}" in text
     assert (
         json.loads(report.to_json())["groups"][0]["held_by"][0]
         == "global `REGISTRY` of module `leaky_code`"
@@ -709,10 +677,7 @@ def test_outputs():
         and 'label="global `REGISTRY` of module `leaky_code`"' in dot
     )
     page = report.to_html()
-    assert (
-        page.startswith("<!doctype html>")
-        and "global `REGISTRY` of module `leaky_code`" in page
-    )
+    assert page.startswith("<!doctype html>") and "global `REGISTRY` of module `leaky_code`" in page
     with pytest.raises(check_leaks.LeakError) as raised:
         report.assert_no_leaks()
     assert str(raised.value) == text
@@ -759,10 +724,7 @@ def test_watch_reports_what_a_block_left_behind():
     with check_leaks.watch() as watched:
         leaky_code.global_cache()
     group = only_group(watched.report, "dict", "global_cache")
-    assert (
-        group.per_run == [1]
-        and group.held_by[0] == "global `REGISTRY` of module `leaky_code`"
-    )
+    assert group.per_run == [1] and group.held_by[0] == "global `REGISTRY` of module `leaky_code`"
 
 
 def test_check_restores_precise_mode_and_tracemalloc():

@@ -107,10 +107,7 @@ def test_report_files(workdir):
     )
     assert done.returncode == 1
     assert json.loads((workdir / "r.json").read_text())["groups"][0]["type"] == "dict"
-    assert (
-        "held by global `CACHE` of module `leaky_mod`"
-        in (workdir / "r.html").read_text()
-    )
+    assert "held by global `CACHE` of module `leaky_mod`" in (workdir / "r.html").read_text()
     assert (workdir / "r.dot").read_text().startswith("digraph leaks {")
 
 

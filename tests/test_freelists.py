@@ -37,10 +37,7 @@ def test_reused_object_is_traced_to_the_line_that_made_it(kind):
 def test_dead_objects_leave_no_memory_behind(kind):
     misleading, truthful = both_ways(scenarios.parked_memory, kind)
     assert misleading["traced_bytes"] > 0, "parked objects look alive to tracemalloc"
-    if (
-        kind in scenarios.FACTORIES
-        and check_leaks.freelists()[kind].capacity >= scenarios.BATCH
-    ):
+    if kind in scenarios.FACTORIES and check_leaks.freelists()[kind].capacity >= scenarios.BATCH:
         # The object made while warming up may be parked already.
         assert misleading["extra_blocks"] >= scenarios.BATCH - 1, (
             "parked objects hold allocator blocks"
@@ -51,9 +48,7 @@ def test_dead_objects_leave_no_memory_behind(kind):
 
 def test_dict_keys_table_is_traced_to_the_dict_that_uses_it():
     misleading, truthful = both_ways(scenarios.stale_keys_site)
-    assert misleading["dead_line_bytes"] > 0, (
-        "a reused keys table keeps the site of its first use"
-    )
+    assert misleading["dead_line_bytes"] > 0, "a reused keys table keeps the site of its first use"
     assert truthful["dead_line_bytes"] == 0
     assert truthful["live_line_bytes"] > misleading["live_line_bytes"]
 

@@ -29,9 +29,7 @@ def test_clean():
 
 def line_of(text):
     """The line of MODULE holding `text`, as pytester writes the file."""
-    return next(
-        n for n, line in enumerate(MODULE.strip().splitlines(), 1) if text in line
-    )
+    return next(n for n, line in enumerate(MODULE.strip().splitlines(), 1) if text in line)
 
 
 @pytest.fixture
@@ -74,9 +72,7 @@ def test_marker_checks_one_test(pytester):
     )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(
-        ["*1 leak in test_marked.test_marked (4 runs after 1 warm-up)*"]
-    )
+    result.stdout.fnmatch_lines(["*1 leak in test_marked.test_marked (4 runs after 1 warm-up)*"])
 
 
 def test_marker_ignores_types(pytester, test_module):
@@ -289,6 +285,7 @@ def test_async_tests_a_plugin_runs_are_checked(pytester):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*check_leaks: 1 leak in *test_async_leaks*"])
 
+
 def test_warnings_are_not_leaks_and_are_shown_once(pytester):
     pytester.makepyfile(
         test_warns="""
@@ -422,13 +419,16 @@ def test_testcase_methods_and_doctests_are_checked(pytester):
     assert "1 leak in" in result.stdout.str()
 
 
-@pytest.mark.parametrize("fixture_use", [
-    "monkeypatch.setattr(os, 'sep', '/')",
-    "logging.getLogger('t').warning('once'); assert len(caplog.records) == 1",
-    "(tmp_path / 'made').mkdir()",
-    "request.addfinalizer(lambda: None)",
-    "capsys.readouterr(); print('x'); assert capsys.readouterr().out == 'x\\n'",
-])
+@pytest.mark.parametrize(
+    "fixture_use",
+    [
+        "monkeypatch.setattr(os, 'sep', '/')",
+        "logging.getLogger('t').warning('once'); assert len(caplog.records) == 1",
+        "(tmp_path / 'made').mkdir()",
+        "request.addfinalizer(lambda: None)",
+        "capsys.readouterr(); print('x'); assert capsys.readouterr().out == 'x\\n'",
+    ],
+)
 def test_function_fixtures_are_fresh_for_each_repetition(pytester, fixture_use):
     pytester.makepyfile(
         test_fixtures=f"""

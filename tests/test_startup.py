@@ -8,7 +8,8 @@ import sys
 
 FREELISTS = """
 import check_leaks, json
-print(json.dumps({k: [f.enabled, f.length, f.since_startup] for k, f in check_leaks.freelists().items()}))
+kinds = check_leaks.freelists().items()
+print(json.dumps({k: [f.enabled, f.length, f.since_startup] for k, f in kinds}))
 """
 
 # A float made right after tracemalloc starts: traced only if no float
@@ -48,9 +49,7 @@ def test_x_option_keeps_every_list_empty_from_startup():
 def test_environment_variable_does_the_same():
     states = json.loads(run(FREELISTS, PYTHONPRECISETRACEBACKS="1"))
     assert states == {kind: [False, 0, True] for kind in states}
-    assert run(FIRST_FLOAT, "-E", PYTHONPRECISETRACEBACKS="1") == "False\n", (
-        "-E ignores it"
-    )
+    assert run(FIRST_FLOAT, "-E", PYTHONPRECISETRACEBACKS="1") == "False\n", "-E ignores it"
 
 
 def test_switching_a_kind_on_ends_since_startup():

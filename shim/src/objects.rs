@@ -48,6 +48,7 @@ pub fn for_each_referent<F: FnMut(usize)>(object: Borrowed<'_, '_, PyAny>, mut v
     let pointer = object.as_ptr();
     // SAFETY: `Borrowed` guarantees a live object, and a type outlives it.
     let kind = unsafe { ffi::Py_TYPE(pointer) };
+    // SAFETY: `kind` is that live object's type; this reads its flags.
     let is_heap_type = unsafe { ffi::PyType_HasFeature(kind, ffi::Py_TPFLAGS_HEAPTYPE) } != 0;
     let mut type_reported = false;
     let mut count = |referent: usize| {

@@ -51,9 +51,7 @@ def check(
     are left out.
     """
     if warmup < 0 or repeat < 1:
-        raise ValueError(
-            f"need warmup >= 0 and repeat >= 1, got warmup={warmup}, repeat={repeat}"
-        )
+        raise ValueError(f"need warmup >= 0 and repeat >= 1, got warmup={warmup}, repeat={repeat}")
     snapshots = _snapshots()
     # Made once, before anything is recorded: one object older than the runs.
     call = functools.partial(func, *args, **kwargs)
@@ -175,9 +173,7 @@ class watch:
 
     report: LeakReport | None
 
-    def __init__(
-        self, name: str = "watched block", ignore: Collection[type | str] = ()
-    ) -> None:
+    def __init__(self, name: str = "watched block", ignore: Collection[type | str] = ()) -> None:
         self._name = name
         self._ignore = ignore
         self._snapshots = _snapshots()
@@ -252,9 +248,7 @@ def _recycled_since(hits: dict[str, int]) -> dict[str, int]:
     """Per kind, the objects recycled since `hits` were counted. Precise mode
     keeps this empty unless the checked code switches a kind back on (or, in
     the free-threaded build, runs on a thread the counts do not see)."""
-    return {
-        kind: now - hits[kind] for kind, now in _hits().items() if now != hits[kind]
-    }
+    return {kind: now - hits[kind] for kind, now in _hits().items() if now != hits[kind]}
 
 
 def _collect() -> None:

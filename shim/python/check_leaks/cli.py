@@ -51,9 +51,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="script.py | pkg.mod:function",
         help="a script to run, or a function to call with no arguments",
     )
-    cli.add_argument(
-        "args", nargs=argparse.REMAINDER, help="arguments for the script or module"
-    )
+    cli.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script or module")
     cli.add_argument(
         "--repeat",
         type=_positive,
@@ -73,9 +71,7 @@ def parser() -> argparse.ArgumentParser:
         ("--html", "the report as an HTML page"),
         ("--dot", "back-reference graphs for graphviz"),
     ):
-        cli.add_argument(
-            flag, type=pathlib.Path, metavar="FILE", help=f"also write {what}"
-        )
+        cli.add_argument(flag, type=pathlib.Path, metavar="FILE", help=f"also write {what}")
     return cli
 
 
@@ -125,18 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_LEAKS if report else EXIT_CLEAN
 
 
-def _split(
-    cli: argparse.ArgumentParser, argv: list[str]
-) -> tuple[list[str], list[str]]:
+def _split(cli: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], list[str]]:
     """Our options up to the target, and the target's own arguments: as with
     `python` itself, everything after `-m MODULE`, `-c CODE` or the script
     belongs to the target, options included."""
     # argparse has no public list of the options that take a value.
     valued = {
-        flag
-        for action in cli._actions
-        if action.nargs != 0
-        for flag in action.option_strings
+        flag for action in cli._actions if action.nargs != 0 for flag in action.option_strings
     }
     i = 0
     while i < len(argv):
@@ -200,9 +191,7 @@ def _runner(options: argparse.Namespace) -> Callable[[], None]:
     return function
 
 
-def _as_main(
-    argv: list[str], run: Callable[[], object], label: str
-) -> Callable[[], None]:
+def _as_main(argv: list[str], run: Callable[[], object], label: str) -> Callable[[], None]:
     def run_as_main() -> None:
         saved = sys.argv
         sys.argv = argv

@@ -105,9 +105,7 @@ def describe_chain(chain: list[Any], roots: Roots) -> list[str]:
                 continue
         namespace = _instance_dict(holder)
         if i + 2 < len(chain) and isinstance(namespace, dict) and held is namespace:
-            lines.append(
-                _key_edge(namespace, chain[i + 2], f"attribute `{{}}` of {_a(holder)}")
-            )
+            lines.append(_key_edge(namespace, chain[i + 2], f"attribute `{{}}` of {_a(holder)}"))
             i += 2
             continue
         if i == 0 and id(holder) in roots and id(holder) not in roots.named:
@@ -139,9 +137,7 @@ def describe_edge(holder: Any, held: Any) -> str:
     if isinstance(holder, type):
         for name, value in vars(holder).items():
             if value is held:
-                return (
-                    f"class attribute `{name}` of class `{type_name_of_class(holder)}`"
-                )
+                return f"class attribute `{name}` of class `{type_name_of_class(holder)}`"
     for cls, names in _ATTRIBUTES.items():
         if isinstance(holder, cls):
             for name in names:
@@ -166,14 +162,10 @@ def _root_edge(root: Any, held: Any, where: str) -> str:
     return describe_edge(root, held)
 
 
-def _key_edge(
-    mapping: dict[Any, Any], held: Any, template: str, quote: bool = True
-) -> str:
+def _key_edge(mapping: dict[Any, Any], held: Any, template: str, quote: bool = True) -> str:
     for key, value in mapping.items():
         if value is held:
-            return template.format(
-                safe_repr(key) if quote or not isinstance(key, str) else key
-            )
+            return template.format(safe_repr(key) if quote or not isinstance(key, str) else key)
     for key in mapping:
         if key is held:
             return "a key of a dict"
@@ -185,7 +177,7 @@ def _closure_variable(function: types.FunctionType, plumbing: list[Any]) -> str 
     if len(plumbing) < 3 or closure is None or plumbing[0] is not closure:
         return None
     cell, value = plumbing[1], plumbing[2]
-    for name, candidate in zip(function.__code__.co_freevars, closure):
+    for name, candidate in zip(function.__code__.co_freevars, closure, strict=True):
         if candidate is cell and cell.cell_contents is value:
             return f"closure variable `{name}` of function `{function.__qualname__}`"
     return None

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 # Not exported by pytest, but the way to re-run an item's whole protocol, as
 # pytest-rerunfailures does.
 from _pytest.runner import runtestprotocol
@@ -66,9 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "check_leaks_repeat", "measured runs per test", type="string", default=str(REPEAT)
     )
-    parser.addini(
-        "check_leaks_warmup", "runs before measuring", type="string", default=str(WARMUP)
-    )
+    parser.addini("check_leaks_warmup", "runs before measuring", type="string", default=str(WARMUP))
     parser.addini(
         "check_leaks_ignore",
         "types whose objects are never reported, one qualified name a line",
@@ -83,9 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         f"check_leaks(repeat={REPEAT}, warmup={WARMUP}, ignore=()): check this test "
         "for leaks, ignoring objects of the given types",
     )
-    config.addinivalue_line(
-        "markers", "no_leak_check: never check this test for leaks"
-    )
+    config.addinivalue_line("markers", "no_leak_check: never check this test for leaks")
     config.pluginmanager.register(_Summary(), "check_leaks-summary")
     # A bad ini value stops the session before any test runs.
     for name in ("check_leaks_repeat", "check_leaks_warmup"):
@@ -297,7 +294,7 @@ def _run_state_restored(item: pytest.Item) -> Iterator[None]:
         storage.update(stash)
         del item.user_properties[properties:]
         del item._report_sections[sections:]
-        for handler, (records, stream) in zip(handlers, captured):
+        for handler, (records, stream) in zip(handlers, captured, strict=True):
             handler.records, handler.stream = records, stream
 
 
@@ -317,8 +314,9 @@ def _subtests_unlogged(item: pytest.Item) -> Iterator[None]:
     def unlogged(path: Any) -> Any:
         return _Unlogged(gethookproxy(path))
 
-    # On the instance, in front of the method, until the repetition ends.
-    setattr(session, "gethookproxy", unlogged)
+    # On the instance, in front of the method, until the repetition ends
+    # (setattr: mypy refuses assigning to a method).
+    setattr(session, "gethookproxy", unlogged)  # noqa: B010
     try:
         yield
     finally:

@@ -28,6 +28,7 @@ SHOWN_TYPES = 3
 # Paths of leaked file descriptors shown.
 SHOWN_PATHS = 10
 
+
 def _package_dir(name: str) -> tuple[str, ...]:
     """The directory of package `name`, found without importing it."""
     spec = importlib.util.find_spec(name)
@@ -213,9 +214,7 @@ class LeakReport:
         elif self.reference_leaks:
             kinds = sorted({leak.type for leak in self.reference_leaks})
             shown = ", ".join(kinds[:SHOWN_TYPES]) + (", ..." if len(kinds) > SHOWN_TYPES else "")
-            parts.append(
-                f"references to {len(self.reference_leaks)} existing objects ({shown})"
-            )
+            parts.append(f"references to {len(self.reference_leaks)} existing objects ({shown})")
         parts += [
             f"{_count(sum(block.per_run), 'raw block')} at {block.site or 'an untraced site'}"
             for block in self.block_leaks
@@ -301,10 +300,7 @@ def gather(snapshots: _shim.Snapshots) -> Evidence:
         if i in heap
     ]
     # Count references while only ids are held, so ours are not among them.
-    unaccounted = {
-        i: heap.unaccounted_references(i)
-        for i in [*new, *(i for i, _, _ in growing)]
-    }
+    unaccounted = {i: heap.unaccounted_references(i) for i in [*new, *(i for i, _, _ in growing)]}
     # The raw form costs a third of get_object_traceback()'s wrapper objects.
     tracebacks = {i: _tracemalloc._get_object_traceback(heap.object(i)) for i in new}
     return Evidence(
@@ -364,8 +360,7 @@ def build_report(
     reference_leaks = [
         _reference_leak(evidence, roots, i, rises, explained)
         for i, rises, explained in evidence.growing
-        if sum(rises) - explained >= runs
-        and type_name(heap.object(i)) not in ignored
+        if sum(rises) - explained >= runs and type_name(heap.object(i)) not in ignored
     ]
     descriptors = evidence.descriptor_deltas
     return LeakReport(
@@ -474,9 +469,7 @@ def _holders(
     return root, nodes, holders.describe_chain(chain, roots)
 
 
-def _group(
-    evidence: Evidence, roots: holders.Roots, found: list[tuple[int, int]]
-) -> LeakGroup:
+def _group(evidence: Evidence, roots: holders.Roots, found: list[tuple[int, int]]) -> LeakGroup:
     heap = evidence.heap
     per_run = [0] * len(evidence.survivors)
     size = 0
@@ -596,7 +589,8 @@ def _text(report: LeakReport, one_time: bool = True) -> str:
     if report.unreleased_type_refs:
         kept = sorted(report.unreleased_type_refs, key=lambda t: (-sum(t.per_run), t.type))
         shown = ", ".join(f"{t.type} {sum(t.per_run)}" for t in kept[:SHOWN_TYPES])
-        more = f" and {_count(len(kept) - SHOWN_TYPES, 'more type')}" if len(kept) > SHOWN_TYPES else ""
+        hidden = len(kept) - SHOWN_TYPES
+        more = f" and {_count(hidden, 'more type')}" if hidden > 0 else ""
         lines.append(
             f"not leaks: instances of {_count(len(kept), 'heap type')} were freed "
             "without releasing the reference each held to its type (a missing "
@@ -619,9 +613,7 @@ def _group_text(group: LeakGroup, runs: int) -> list[str]:
         if group.per_run == [1] * runs
         else "per run: " + " ".join(map(str, group.per_run))
     )
-    lines = [
-        f"{kind}: {_count(group.count, group.type + ' object')}, {group.size} B ({pattern})"
-    ]
+    lines = [f"{kind}: {_count(group.count, group.type + ' object')}, {group.size} B ({pattern})"]
     lines += _traceback_text(group.site, group.traceback)
     lines.append(f"  e.g. {group.example}")
     lines += _holder_text(group.root, group.chain, group.held_by)
@@ -669,10 +661,10 @@ def _block_text(leak: BlockLeak) -> list[str]:
 def _descriptor_text(leak: DescriptorLeak) -> list[str]:
     opened = " ".join(f"+{n}" for n in leak.per_run)
     lines = [f"LEAK: file descriptors, {opened} per run, never closed"]
-    return lines + [f"  open: {path}" for path in leak.paths[:SHOWN_PATHS]] + (
-        [f"  … {len(leak.paths) - SHOWN_PATHS} more"]
-        if len(leak.paths) > SHOWN_PATHS
-        else []
+    return (
+        lines
+        + [f"  open: {path}" for path in leak.paths[:SHOWN_PATHS]]
+        + ([f"  … {len(leak.paths) - SHOWN_PATHS} more"] if len(leak.paths) > SHOWN_PATHS else [])
     )
 
 
@@ -688,10 +680,7 @@ def _holder_text(root: str | None, chain: list[Node], held_by: list[str]) -> lis
         top = chain[0]
         what = "it" if len(chain) == 1 else f"the {top.type} {top.repr} holding it"
         lines.append(f"  held by nothing visible: {what} is held from C")
-    links = [
-        ("  held by " if i == 0 else "        → ") + text
-        for i, text in enumerate(held_by)
-    ]
+    links = [("  held by " if i == 0 else "        → ") + text for i, text in enumerate(held_by)]
     if len(links) > 2 * SHOWN_LINKS:
         hidden = len(links) - 2 * SHOWN_LINKS
         links[SHOWN_LINKS:-SHOWN_LINKS] = [f"        … {hidden:,} more links …"]
@@ -719,7 +708,7 @@ def _dot(report: LeakReport) -> str:
             label = f"{_dot_escape(node.type)}\\n{_dot_escape(node.repr)}"
             nodes[node.id] = f'  o{node.id} [label="{label}", fillcolor="{colour}"];'
         for (holder, held), text in zip(
-            zip(group.chain, group.chain[1:]), group.held_by
+            zip(group.chain, group.chain[1:], strict=False), group.held_by, strict=False
         ):
             edges.add(f'  o{holder.id} -> o{held.id} [label="{_dot_escape(text)}"];')
     body = "\n".join([*nodes.values(), *sorted(edges)])
@@ -735,15 +724,8 @@ def _html(report: LeakReport) -> str:
     parts = [
         *(("leak", _reference_text(leak)) for leak in report.reference_leaks),
         *(("leak", _block_text(leak)) for leak in report.block_leaks),
-        *(
-            [("leak", _descriptor_text(report.descriptor_leak))]
-            if report.descriptor_leak
-            else []
-        ),
-        *(
-            ("leak" if g.leak else "once", _group_text(g, report.runs))
-            for g in report.groups
-        ),
+        *([("leak", _descriptor_text(report.descriptor_leak))] if report.descriptor_leak else []),
+        *(("leak" if g.leak else "once", _group_text(g, report.runs)) for g in report.groups),
     ]
     sections = "\n".join(
         f"<section class={kind}><pre>{html.escape(chr(10).join(lines))}</pre></section>"

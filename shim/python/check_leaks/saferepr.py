@@ -25,9 +25,7 @@ class _Repr(reprlib.Repr):
         return text if len(text) <= self.maxother else text[: self.maxother - 3] + "..."
 
 
-_REPR = _Repr(
-    maxlevel=2, maxdict=4, maxlist=4, maxtuple=4, maxset=4, maxstring=40, maxother=60
-)
+_REPR = _Repr(maxlevel=2, maxdict=4, maxlist=4, maxtuple=4, maxset=4, maxstring=40, maxother=60)
 
 
 def safe_repr(obj: Any, limit: int = 80) -> str:
@@ -41,9 +39,7 @@ def safe_repr(obj: Any, limit: int = 80) -> str:
 
 
 def _placeholder(obj: Any, error: Exception) -> str:
-    return (
-        f"<{type_name(obj)} object at {id(obj):#x}; repr raised {type(error).__name__}>"
-    )
+    return f"<{type_name(obj)} object at {id(obj):#x}; repr raised {type(error).__name__}>"
 
 
 def type_name(obj: Any) -> str:
