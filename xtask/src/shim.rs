@@ -55,6 +55,13 @@ pub fn wheel(install: &Path) -> Result<PathBuf> {
     }
 }
 
+/// PyO3 0.29 dropped 3.13t from its version check (PyO3/pyo3#5865) but its
+/// FFI still describes the 3.13t object layout; the ft regression tests are
+/// what vouch for the result. Off for ft while the returned guard lives.
+pub fn pyo3_version_check(sh: &Shell, flavor: Flavor) -> Option<xshell::PushEnv<'_>> {
+    (flavor == Flavor::Ft).then(|| sh.push_env("UNSAFE_PYO3_SKIP_VERSION_CHECK", "1"))
+}
+
 pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) -> Result<()> {
     let root = paths::project_root();
     let python = paths::python3(install);
@@ -76,11 +83,7 @@ pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) 
 
     let out = tempfile::tempdir().context("creating a temp dir for the wheel")?;
     let (manifest, out_dir) = (root.join("shim/Cargo.toml"), out.path());
-    // PyO3 0.29 dropped 3.13t from its version check (PyO3/pyo3#5865) but its
-    // FFI still describes the 3.13t object layout; the ft regression tests are
-    // what vouch for the result.
-    let _unchecked =
-        (flavor == Flavor::Ft).then(|| sh.push_env("UNSAFE_PYO3_SKIP_VERSION_CHECK", "1"));
+    let _unchecked = pyo3_version_check(sh, flavor);
     // The wheel only ever goes into this interpreter: skip manylinux auditing.
     cmd!(
         sh,

@@ -13,11 +13,8 @@ use crate::{
     build_python, flags,
     flavor::Flavor,
     key::{self, Key},
-    paths, phase,
+    paths, phase, shim,
 };
-
-/// The package name in `shim/Cargo.toml`.
-const SHIM_PACKAGE: &str = "check-leaks-shim";
 
 const REQUIREMENTS_STAMP: &str = "check-leaks-test-reqs-stamp";
 
@@ -29,9 +26,11 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     let sh = Shell::new()?;
     let _cwd = sh.push_dir(&root);
 
-    // The shim is a Python extension: it can't link a Rust test binary.
+    // The shim's tests link against the interpreter under test.
     phase::loud("rust tests", || {
-        Ok(cmd!(sh, "cargo test --workspace --exclude {SHIM_PACKAGE}").run()?)
+        let _python = sh.push_env("PYO3_PYTHON", &python);
+        let _unchecked = shim::pyo3_version_check(&sh, flags.flavor);
+        Ok(cmd!(sh, "cargo test --workspace").run()?)
     })?;
     // mypy cannot be installed on ft (tests/stubtest-requirements.txt says why).
     let stubtest = flags.flavor != Flavor::Ft;
