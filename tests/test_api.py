@@ -1,9 +1,12 @@
 """The Python API of check_leaks' freelist control."""
 
+import ast
 import gc
+import pathlib
 
 import check_leaks
 import pytest
+from check_leaks import _shim
 from freelist_checks import assert_consistent
 
 
@@ -14,9 +17,10 @@ def restore_freelists():
 
 
 def test_precise_tracebacks_returns_the_previous_state():
-    assert check_leaks.precise_tracebacks(True) == False
+    # It compares like a bool, which is what is tested here.
+    assert check_leaks.precise_tracebacks(True) == False  # noqa: E712
     previous = check_leaks.precise_tracebacks(True)
-    assert previous == True and bool(previous) and repr(previous) == "True"
+    assert previous == True and bool(previous) and repr(previous) == "True"  # noqa: E712
     assert not any(info.enabled for info in check_leaks.freelists().values())
 
 
@@ -92,3 +96,17 @@ def test_unknown_kind_is_a_value_error_listing_the_kinds():
     ):
         check_leaks.set_freelist("floats", False)
     assert all(info.enabled for info in check_leaks.freelists().values())
+
+
+def test_the_stub_types_kinds_as_the_shim_names_them():
+    """`_shim.pyi` types a kind as the literal `_Kind`: it must list KINDS,
+    in order, or a type checker would pass names the shim refuses."""
+    stub = pathlib.Path(_shim.__file__).with_name("_shim.pyi").read_text()
+    [alias] = [
+        node.value
+        for node in ast.parse(stub).body
+        if isinstance(node, ast.TypeAlias) and node.name.id == "_Kind"
+    ]
+    assert isinstance(alias, ast.Subscript) and isinstance(alias.slice, ast.Tuple)
+    names = tuple(ast.literal_eval(element) for element in alias.slice.elts)
+    assert names == _shim.KINDS

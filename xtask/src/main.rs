@@ -19,6 +19,7 @@ mod python;
 mod shim;
 mod source;
 mod test;
+mod tidy;
 mod venv;
 
 use std::process::ExitCode;

@@ -4,7 +4,7 @@ analyse the live heap."""
 import builtins
 from collections.abc import Collection, Sequence
 from types import TracebackType
-from typing import Final, Self, final
+from typing import Final, Literal, Self, final
 
 __all__ = [
     "KINDS",
@@ -19,14 +19,33 @@ __all__ = [
     "set_freelist",
 ]
 
-KINDS: Final[tuple[str, ...]]
+# The freelist kinds, in the header's bit order (`KINDS` at run time; a test
+# checks the two agree).
+type _Kind = Literal[
+    "float",
+    "tuple",
+    "list",
+    "dict",
+    "dict_keys",
+    "slice",
+    "context",
+    "async_gen_value",
+    "async_gen_asend",
+    "object_stack_chunk",
+    "float_operand",
+    "result_tuple",
+    "future_iter",
+    "deque_block",
+]
+
+KINDS: Final[tuple[_Kind, ...]]
 
 @final
 class FreeList:
     """The state of one freelist kind when `freelists()` was called."""
 
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> _Kind: ...
     @property
     def enabled(self) -> bool: ...
     @property
@@ -62,10 +81,10 @@ class PreciseTracebacks:
         /,
     ) -> None: ...
 
-def freelists() -> dict[str, FreeList]:
+def freelists() -> dict[_Kind, FreeList]:
     """The state of every freelist kind, keyed by kind name in `KINDS` order."""
 
-def set_freelist(kind: str, enabled: bool) -> bool:
+def set_freelist(kind: _Kind | Literal["all"], enabled: bool) -> bool:
     """Switch the freelist `kind` (a name from `KINDS`, or "all") on or off."""
 
 def precise_tracebacks(enabled: bool = True) -> PreciseTracebacks:
