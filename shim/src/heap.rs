@@ -23,10 +23,8 @@ pub struct Heap {
     objects: Py<PyList>,
     /// The id of every object, sorted.
     ids: Vec<usize>,
-    /// The referrers of object `i` are `referrers[starts[i]..starts[i + 1]]`,
-    /// one per reference.
-    starts: Vec<usize>,
-    referrers: Vec<u32>,
+    /// Who references object `i`, one entry per reference.
+    index: ReverseIndex,
     /// References to object `i` that are not edges: from the interpreter's
     /// roots in C, from the lists of other `Heap`s, which reference
     /// everything and are never walked, and to a type from its dead
@@ -89,12 +87,11 @@ impl Heap {
             }
         });
 
-        let (starts, referrers) = by_referent(ids.len(), edges);
+        let index = ReverseIndex::new(ids.len(), edges);
         Ok(Heap {
             objects: objects.unbind(),
             ids,
-            starts,
-            referrers,
+            index,
             hidden,
             roots,
         })
@@ -163,8 +160,8 @@ impl Heap {
                 root_indices.insert(index);
             }
         }
-        let chain = self.search(&targets, |index| root_indices.contains(&index));
-        Ok(chain.ok().map(|chain| self.objects_at(py, &chain)))
+        let chain = self.index.shortest_chain(&targets, &root_indices);
+        Ok(chain.map(|chain| self.objects_at(py, &chain)))
     }
 
     /// The shortest chain of references [top, ..., target] to an object of
@@ -177,8 +174,7 @@ impl Heap {
         targets: Vec<usize>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let targets = self.indices(&targets)?;
-        let chain = self.search(&targets, |index| self.referrers_of(index).is_empty());
-        Ok(self.objects_at(py, &chain.unwrap_or_else(|farthest| farthest)))
+        Ok(self.objects_at(py, &self.index.unreachable_chain(&targets)))
     }
 
     /// How many references to object `id` no object in the heap accounts
@@ -215,8 +211,7 @@ impl Heap {
     }
 
     fn referrers_of(&self, index: u32) -> &[u32] {
-        let index = index as usize;
-        &self.referrers[self.starts[index]..self.starts[index + 1]]
+        self.index.referrers_of(index)
     }
 
     fn get<'a, 'py>(&'a self, py: Python<'py>, index: u32) -> Borrowed<'a, 'py, PyAny> {
@@ -234,14 +229,74 @@ impl Heap {
             .map(|&index| self.object_at(py, index))
             .collect()
     }
+}
 
-    /// Walks referrers breadth first from the objects `targets` until `stop`
-    /// accepts an object. Returns the chain [that object, ..., a target], or
-    /// as the error the chain from the object reached last, which is one of
-    /// the farthest. No chain repeats an object: each is reached once.
+/// In `ReverseIndex::search`, the mark of an object not reached yet.
+const UNSEEN: u32 = u32::MAX;
+
+/// Who references whom among objects numbered from 0, by referent: the
+/// graph part of a `Heap`, without the objects.
+struct ReverseIndex {
+    /// The referrers of object `i` are `referrers[starts[i]..starts[i + 1]]`,
+    /// one per reference.
+    starts: Vec<usize>,
+    referrers: Vec<u32>,
+}
+
+impl ReverseIndex {
+    /// The index of `edges`, given as (referent, referrer) among `count`
+    /// objects.
+    fn new(count: usize, edges: Vec<(u32, u32)>) -> Self {
+        // A counting sort by referent.
+        let mut starts = vec![0; count + 1];
+        for &(referent, _) in &edges {
+            starts[referent as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut free = starts.clone();
+        let mut referrers = vec![0; edges.len()];
+        for (referent, referrer) in edges {
+            referrers[free[referent as usize]] = referrer;
+            free[referent as usize] += 1;
+        }
+        ReverseIndex { starts, referrers }
+    }
+
+    /// The number of objects.
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// The objects that reference object `index`, once per reference.
+    fn referrers_of(&self, index: u32) -> &[u32] {
+        let index = index as usize;
+        &self.referrers[self.starts[index]..self.starts[index + 1]]
+    }
+
+    /// The shortest chain [root, ..., target] from an object of `roots` to
+    /// one of `targets`, if any root reaches one.
+    fn shortest_chain(&self, targets: &[u32], roots: &HashSet<u32>) -> Option<Vec<u32>> {
+        self.search(targets, |index| roots.contains(&index)).ok()
+    }
+
+    /// The shortest chain [top, ..., target] to one of `targets` from an
+    /// object that nothing references; failing that, the chain from one of
+    /// the objects farthest from the targets.
+    fn unreachable_chain(&self, targets: &[u32]) -> Vec<u32> {
+        self.search(targets, |index| self.referrers_of(index).is_empty())
+            .unwrap_or_else(|farthest| farthest)
+    }
+
+    /// Walks referrers breadth first from the objects `targets` (at least
+    /// one) until `stop` accepts an object. Returns the chain [that object,
+    /// ..., a target], or as the error the chain from the object reached
+    /// last, which is one of the farthest. No chain repeats an object: each
+    /// is reached once. There is no depth limit.
     fn search(&self, targets: &[u32], stop: impl Fn(u32) -> bool) -> Result<Vec<u32>, Vec<u32>> {
         // For each object reached, the next object on its way to a target.
-        let mut next = vec![UNSEEN; self.ids.len()];
+        let mut next = vec![UNSEEN; self.len()];
         let mut queue = VecDeque::new();
         for &target in targets {
             if next[target as usize] == UNSEEN {
@@ -264,28 +319,6 @@ impl Heap {
         }
         Err(chain(&next, last))
     }
-}
-
-/// In `Heap::search`, the mark of an object not reached yet.
-const UNSEEN: u32 = u32::MAX;
-
-/// The CSR index of `edges`, given as (referent, referrer) among `count`
-/// objects: the referrers of object `i` are `referrers[starts[i]..starts[i + 1]]`.
-fn by_referent(count: usize, edges: Vec<(u32, u32)>) -> (Vec<usize>, Vec<u32>) {
-    let mut starts = vec![0; count + 1];
-    for &(referent, _) in &edges {
-        starts[referent as usize + 1] += 1;
-    }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let mut free = starts.clone();
-    let mut referrers = vec![0; edges.len()];
-    for (referent, referrer) in edges {
-        referrers[free[referent as usize]] = referrer;
-        free[referent as usize] += 1;
-    }
-    (starts, referrers)
 }
 
 /// The chain from object `from` to the start of a search, along `next`.
