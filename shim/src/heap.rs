@@ -339,3 +339,190 @@ unsafe fn borrow<'a, 'py>(py: Python<'py>, id: usize) -> Borrowed<'a, 'py, PyAny
     // SAFETY: the caller keeps the object alive; the token proves the GIL.
     unsafe { Borrowed::from_ptr(py, id as *mut ffi::PyObject) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index of `count` objects where each `(from, to)` of `references`
+    /// is one reference from object `from` to object `to`.
+    fn graph(count: usize, references: &[(u32, u32)]) -> ReverseIndex {
+        let edges = references.iter().map(|&(from, to)| (to, from)).collect();
+        ReverseIndex::new(count, edges)
+    }
+
+    fn sorted_referrers(index: &ReverseIndex, object: u32) -> Vec<u32> {
+        let mut referrers = index.referrers_of(object).to_vec();
+        referrers.sort_unstable();
+        referrers
+    }
+
+    fn roots(roots: &[u32]) -> HashSet<u32> {
+        roots.iter().copied().collect()
+    }
+
+    /// Each object of `chain` references the next one, and none repeats.
+    fn assert_is_a_chain(index: &ReverseIndex, chain: &[u32]) {
+        for pair in chain.windows(2) {
+            assert!(
+                index.referrers_of(pair[1]).contains(&pair[0]),
+                "{} does not reference {} in {chain:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+        let distinct: HashSet<_> = chain.iter().collect();
+        assert_eq!(distinct.len(), chain.len(), "{chain:?} repeats an object");
+    }
+
+    #[test]
+    fn reverse_index_lists_every_reference_by_referent() {
+        // 0 references 1 twice, 2 references itself, 3 references 1, and the
+        // last object, 4, is referenced by 1. Nothing references 0 or 3.
+        let index = graph(5, &[(0, 1), (1, 4), (0, 1), (2, 2), (3, 1)]);
+        assert_eq!(index.len(), 5);
+        assert!(sorted_referrers(&index, 0).is_empty());
+        assert_eq!(sorted_referrers(&index, 1), [0, 0, 3]);
+        assert_eq!(sorted_referrers(&index, 2), [2]);
+        assert!(sorted_referrers(&index, 3).is_empty());
+        assert_eq!(sorted_referrers(&index, 4), [1]);
+    }
+
+    #[test]
+    fn reverse_index_without_references() {
+        let index = graph(3, &[]);
+        assert_eq!(index.len(), 3);
+        for object in 0..3 {
+            assert!(index.referrers_of(object).is_empty());
+        }
+        assert_eq!(graph(0, &[]).len(), 0);
+    }
+
+    #[test]
+    fn chain_follows_next_back_to_where_the_search_started() {
+        // Two searches' starts, 0 and 3, each marked by pointing at itself.
+        let next = [0, 0, 1, 3, 3, UNSEEN];
+        assert_eq!(chain(&next, 2), [2, 1, 0]);
+        assert_eq!(chain(&next, 4), [4, 3]);
+        assert_eq!(chain(&next, 0), [0]);
+    }
+
+    #[test]
+    fn shortest_chain_comes_from_the_nearest_root() {
+        // Root 3 reaches target 0 in three steps, root 5 in two.
+        let index = graph(6, &[(3, 2), (2, 1), (1, 0), (5, 4), (4, 0)]);
+        assert_eq!(
+            index.shortest_chain(&[0], &roots(&[3, 5])),
+            Some(vec![5, 4, 0])
+        );
+        assert_eq!(
+            index.shortest_chain(&[0], &roots(&[3])),
+            Some(vec![3, 2, 1, 0])
+        );
+    }
+
+    #[test]
+    fn shortest_chain_ends_at_the_closest_target() {
+        // Root 2 reaches target 1 directly and target 0 through 3.
+        let index = graph(4, &[(2, 3), (3, 0), (2, 1)]);
+        for targets in [[0, 1], [1, 0]] {
+            assert_eq!(
+                index.shortest_chain(&targets, &roots(&[2])),
+                Some(vec![2, 1])
+            );
+        }
+    }
+
+    #[test]
+    fn a_target_that_is_a_root_is_the_whole_chain() {
+        let index = graph(2, &[(1, 0)]);
+        assert_eq!(index.shortest_chain(&[0], &roots(&[0, 1])), Some(vec![0]));
+        assert_eq!(index.shortest_chain(&[0, 0], &roots(&[0])), Some(vec![0]));
+    }
+
+    #[test]
+    fn shortest_chain_follows_references_backwards_only() {
+        // Target 0 references 1, and 2 references 0's referent 1: neither
+        // holds 0.
+        let index = graph(3, &[(0, 1), (2, 1)]);
+        assert_eq!(index.shortest_chain(&[0], &roots(&[1])), None);
+        assert_eq!(index.shortest_chain(&[0], &roots(&[2])), None);
+        assert_eq!(index.shortest_chain(&[0], &roots(&[])), None);
+        // The other way round, 1 is held by both.
+        assert_eq!(index.shortest_chain(&[1], &roots(&[2])), Some(vec![2, 1]));
+    }
+
+    #[test]
+    fn shortest_chain_leaves_cycles_behind() {
+        // 1 and 2 reference each other and 2 itself; root 3 holds the loop.
+        let index = graph(4, &[(1, 0), (2, 1), (1, 2), (2, 2), (3, 2)]);
+        let chain = index.shortest_chain(&[0], &roots(&[3])).unwrap();
+        assert_eq!(chain, [3, 2, 1, 0]);
+        assert_is_a_chain(&index, &chain);
+    }
+
+    #[test]
+    fn unreachable_chain_starts_at_an_object_nothing_references() {
+        // Target 0 is held by the loop 1 <-> 2, nearer, and by 3 -> 4 -> 5,
+        // of which nothing references 3.
+        let index = graph(6, &[(1, 0), (2, 1), (1, 2), (3, 4), (4, 5), (5, 0)]);
+        let chain = index.unreachable_chain(&[0]);
+        assert_eq!(chain, [3, 4, 5, 0]);
+        assert_is_a_chain(&index, &chain);
+    }
+
+    #[test]
+    fn unreachable_chain_of_a_target_nothing_references_is_the_target() {
+        let index = graph(2, &[(0, 1)]);
+        assert_eq!(index.unreachable_chain(&[0]), [0]);
+    }
+
+    #[test]
+    fn an_object_that_references_itself_is_no_top() {
+        // 1, nearer than 2, references itself: still a reference.
+        let index = graph(4, &[(1, 0), (1, 1), (2, 3), (3, 0)]);
+        assert_eq!(index.unreachable_chain(&[0]), [2, 3, 0]);
+    }
+
+    #[test]
+    fn unreachable_chain_in_loops_reaches_the_farthest_object() {
+        // Everything that holds 0 is in the loop 1 -> 3 -> 2 -> 1, which 4
+        // shortcuts; 3 is the farthest from 0.
+        let index = graph(5, &[(1, 0), (4, 0), (2, 1), (3, 2), (1, 3), (1, 4)]);
+        assert_eq!(index.search(&[0], |_| false), Err(vec![3, 2, 1, 0]));
+        let chain = index.unreachable_chain(&[0]);
+        assert_eq!(chain, [3, 2, 1, 0]);
+        assert_is_a_chain(&index, &chain);
+    }
+
+    #[test]
+    fn searches_have_no_depth_limit() {
+        // A chain of references N - 1 -> ... -> 1 -> 0, far longer than any
+        // holder chain in practice.
+        const N: u32 = 100_000;
+        let references: Vec<_> = (1..N).map(|i| (i, i - 1)).collect();
+        let index = graph(N as usize, &references);
+        let whole: Vec<u32> = (0..N).rev().collect();
+        assert_eq!(
+            index.shortest_chain(&[0], &roots(&[N - 1])),
+            Some(whole.clone())
+        );
+        assert_eq!(index.unreachable_chain(&[0]), whole);
+
+        // Broken in the middle, the far half is out of reach, and the near
+        // half has a top nothing references.
+        let middle = N / 2;
+        let broken: Vec<_> = references
+            .into_iter()
+            .filter(|&(from, _)| from != middle + 1)
+            .collect();
+        let index = graph(N as usize, &broken);
+        assert_eq!(index.shortest_chain(&[0], &roots(&[N - 1])), None);
+        assert_eq!(
+            index.shortest_chain(&[0], &roots(&[middle])).unwrap().len(),
+            middle as usize + 1
+        );
+        let near: Vec<u32> = (0..=middle).rev().collect();
+        assert_eq!(index.unreachable_chain(&[0]), near);
+    }
+}
