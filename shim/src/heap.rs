@@ -128,16 +128,6 @@ impl Heap {
         Ok(self.object_at(py, self.index(id)?))
     }
 
-    /// The distinct objects that reference `obj` directly.
-    fn referrers<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let mut referrers = self
-            .referrers_of(self.index(obj.as_ptr() as usize)?)
-            .to_vec();
-        referrers.sort_unstable();
-        referrers.dedup();
-        Ok(self.objects_at(obj.py(), &referrers))
-    }
-
     /// The ids of the objects that reference object `id`, once per reference.
     fn referrer_ids(&self, id: usize) -> PyResult<Vec<usize>> {
         let referrers = self.referrers_of(self.index(id)?);
