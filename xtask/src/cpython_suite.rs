@@ -1,4 +1,4 @@
-//! `cargo xtask test --cpython-suite`: CPython's own tests of the code the
+//! `cargo xtask cpython-suite`: CPython's own tests of the code the
 //! patches touch, run by regrtest on the patched debug interpreter in three
 //! modes. Each mode must give every test case the outcome it has on the stock
 //! build, and precise mode must also pass `-R 3:3` without a leak.
@@ -86,25 +86,16 @@ impl Mode {
 
 type Outcomes = BTreeMap<String, String>;
 
-pub fn run(flags: &flags::Test) -> Result<()> {
-    ensure!(
-        flags.flavor == Flavor::Debug,
-        "--cpython-suite runs on the debug flavour only"
-    );
+pub fn run(flags: &flags::CpythonSuite) -> Result<()> {
     let patched = paths::python3(&build_python::ensure_variant(
         Flavor::Debug.patched(flags.python),
     )?);
     let vanilla = paths::python3(&build_python::ensure_variant(
         Flavor::Debug.vanilla(flags.python),
     )?);
-    let suites: Vec<String> = match flags.pytest_args.as_slice() {
+    let suites: Vec<String> = match flags.modules.as_slice() {
         [] => SUITES.iter().map(|s| s.to_string()).collect(),
-        args => (args.iter())
-            .map(|arg| match arg.to_str() {
-                Some(name) if name.starts_with("test_") => Ok(name.to_owned()),
-                _ => bail!("not a CPython test module: {arg:?}"),
-            })
-            .collect::<Result<_>>()?,
+        modules => modules.to_vec(),
     };
     let sh = Shell::new()?;
     let root = paths::project_root();

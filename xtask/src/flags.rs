@@ -28,6 +28,13 @@ pub enum Task {
     Python(Python),
     /// Run the Rust unit tests, the Python test suite and stubtest.
     Test(Test),
+    /// Run CPython's own tests of what the patches touch, patched against vanilla.
+    ///
+    /// On the debug flavour (`-R` needs `--with-pydebug`): the patched
+    /// interpreter with its freelists on, off, and switched at each
+    /// collection, and off under `-R 3:3`, must give every test case the
+    /// outcome it has on the vanilla build, and leak nothing.
+    CpythonSuite(CpythonSuite),
     /// Time the freelist hot paths: vanilla vs patched vs precise mode.
     Bench(Bench),
     /// Create a venv of the toolkit interpreter with check_leaks installed.
@@ -77,17 +84,22 @@ pub struct Test {
     /// Which CPython release to build and test on.
     #[arg(long, value_name = "VERSION", value_parser = parse_release, default_value = pin::DEFAULT)]
     pub python: &'static Release,
-    /// Instead: CPython's own tests of what the patches touch, in every
-    /// freelist mode, compared with the vanilla build.
-    #[arg(long)]
-    pub cpython_suite: bool,
     /// Use this requirements file instead of `tests/requirements.txt`.
     #[arg(long, value_name = "FILE", hide = true)]
     pub requirements: Option<PathBuf>,
-    /// Arguments passed to pytest (with --cpython-suite: the CPython test
-    /// modules to run instead of the default set).
+    /// Arguments passed to pytest.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub pytest_args: Vec<OsString>,
+}
+
+#[derive(Args)]
+pub struct CpythonSuite {
+    /// Which CPython release to build and test on.
+    #[arg(long, value_name = "VERSION", value_parser = parse_release, default_value = pin::DEFAULT)]
+    pub python: &'static Release,
+    /// CPython test modules to run instead of the default set (e.g. test_dict).
+    #[arg(value_name = "TEST_MODULE", value_parser = parse_test_module)]
+    pub modules: Vec<String>,
 }
 
 #[derive(Args)]
@@ -111,4 +123,11 @@ pub struct Bench {
 
 fn parse_release(version: &str) -> Result<&'static Release, String> {
     pin::release(version).map_err(|e| e.to_string())
+}
+
+fn parse_test_module(name: &str) -> Result<String, String> {
+    match name.starts_with("test_") {
+        true => Ok(name.to_owned()),
+        false => Err("not a CPython test module (they are named test_*)".to_owned()),
+    }
 }

@@ -30,10 +30,8 @@ fn main() -> ExitCode {
     let result = match flags::Xtask::parse().task {
         flags::Task::BuildPython(flags) => build_python::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Python(flags) => python::run(&flags),
-        flags::Task::Test(flags) if flags.cpython_suite => {
-            cpython_suite::run(&flags).map(|()| ExitCode::SUCCESS)
-        }
         flags::Task::Test(flags) => test::run(&flags).map(|()| ExitCode::SUCCESS),
+        flags::Task::CpythonSuite(flags) => cpython_suite::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Bench(flags) => bench::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Venv(flags) => venv::run(&flags).map(|()| ExitCode::SUCCESS),
     };
