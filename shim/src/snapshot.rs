@@ -108,7 +108,7 @@ impl Snapshots {
             }
         });
         seen.sort_unstable();
-        self.track_growth(seen);
+        track_growth(&mut self.growing, self.records.is_empty(), seen);
         self.records.push(Record {
             last_serial: last_serial(py),
             objects,
@@ -131,9 +131,8 @@ impl Snapshots {
         let bounds: Vec<u64> = self.records.iter().map(|r| r.last_serial).collect();
         let mut runs = vec![Vec::new(); bounds.len().saturating_sub(1)];
         for_each_traced(py, |object, serial| {
-            let run = bounds.partition_point(|&bound| bound < serial);
-            if run >= 1 && run < bounds.len() {
-                runs[run - 1].push(object as usize);
+            if let Some(run) = run_of(&bounds, serial) {
+                runs[run].push(object as usize);
             }
         });
         for ids in &mut runs {
@@ -192,31 +191,7 @@ impl Snapshots {
     /// tracemalloc's blocks whose count rose in every run, grouped by
     /// traceback key, as (key, per-run blocks, per-run bytes).
     fn growing_traces(&self) -> Vec<(u64, Vec<isize>, Vec<isize>)> {
-        let Some(last) = self.records.last() else {
-            return Vec::new();
-        };
-        let mut grown: Vec<_> = last
-            .traces
-            .keys()
-            .filter_map(|&hash| {
-                let of = |record: &Record| record.traces.get(&hash).copied().unwrap_or((0, 0));
-                let (blocks, bytes): (Vec<isize>, Vec<isize>) = self
-                    .records
-                    .windows(2)
-                    .map(|pair| {
-                        let (before, after) = (of(&pair[0]), of(&pair[1]));
-                        (after.0 - before.0, after.1 - before.1)
-                    })
-                    .unzip();
-                let confirmed = self.confirmed.as_ref().is_none_or(|(runs, traces)| {
-                    let now = traces.get(&hash).map_or(0, |entry| entry.0);
-                    now - of(last).0 >= *runs
-                });
-                (confirmed && blocks.iter().all(|&d| d > 0)).then_some((hash, blocks, bytes))
-            })
-            .collect();
-        grown.sort_unstable();
-        grown
+        growing_traces(&self.records, self.confirmed.as_ref())
     }
 
     /// For each of `keys`, one traceback of a live traced block with that
@@ -248,20 +223,7 @@ impl Snapshots {
     /// The descriptors opened in each run and still open, with what they
     /// point at.
     fn new_descriptors(&self) -> Vec<Vec<(i32, String)>> {
-        let Some(last) = self.records.last() else {
-            return Vec::new();
-        };
-        self.records
-            .windows(2)
-            .map(|pair| {
-                pair[1]
-                    .descriptors
-                    .iter()
-                    .filter(|fd| !pair[0].descriptors.contains(fd) && last.descriptors.contains(fd))
-                    .cloned()
-                    .collect()
-            })
-            .collect()
+        new_descriptors(&self.records)
     }
 
     /// How many more live objects there were after each run than before it.
@@ -308,36 +270,96 @@ impl Snapshots {
         }
         Ok(traces)
     }
+}
 
-    /// Keeps, of the objects alive at the first record, those whose count
-    /// rose again; `seen` is (serial, id, count) of the old objects now,
-    /// sorted. The first record keeps them all.
-    fn track_growth(&mut self, seen: Vec<(u64, usize, isize)>) {
-        if self.records.is_empty() {
-            self.growing = seen
-                .into_iter()
-                .map(|(serial, id, count)| Growing {
-                    serial,
-                    id,
-                    counts: vec![count],
-                })
-                .collect();
-            return;
-        }
-        let mut now = seen.iter().peekable();
-        self.growing.retain_mut(|object| {
-            while now.next_if(|entry| entry.0 < object.serial).is_some() {}
-            match now.peek() {
-                Some(&&(serial, _, count))
-                    if serial == object.serial && count > *object.counts.last().unwrap() =>
-                {
-                    object.counts.push(count);
-                    true
-                }
-                _ => false,
-            }
-        });
+/// The run that made an object of allocation serial `serial`, given the
+/// last serial before each record so far (`bounds`, ascending): run `k`,
+/// between records `k` and `k + 1` and numbered from 0, made the serials in
+/// `bounds[k] + 1..=bounds[k + 1]`. `None` for an object older than the
+/// first record or newer than the last.
+pub fn run_of(bounds: &[u64], serial: u64) -> Option<usize> {
+    let run = bounds.partition_point(|&bound| bound < serial);
+    (run >= 1 && run < bounds.len()).then(|| run - 1)
+}
+
+/// Keeps, of the objects alive at the first record, those whose count
+/// rose again; `seen` is (serial, id, count) of the old objects now,
+/// sorted. The first record (`first`) keeps them all.
+fn track_growth(growing: &mut Vec<Growing>, first: bool, seen: Vec<(u64, usize, isize)>) {
+    if first {
+        *growing = seen
+            .into_iter()
+            .map(|(serial, id, count)| Growing {
+                serial,
+                id,
+                counts: vec![count],
+            })
+            .collect();
+        return;
     }
+    let mut now = seen.iter().peekable();
+    growing.retain_mut(|object| {
+        while now.next_if(|entry| entry.0 < object.serial).is_some() {}
+        match now.peek() {
+            Some(&&(serial, _, count))
+                if serial == object.serial && count > *object.counts.last().unwrap() =>
+            {
+                object.counts.push(count);
+                true
+            }
+            _ => false,
+        }
+    });
+}
+
+/// `Snapshots::growing_traces` of `records`, with the traces that
+/// `confirm_traces` counted, if it ran.
+fn growing_traces(
+    records: &[Record],
+    confirmed: Option<&(isize, Traces)>,
+) -> Vec<(u64, Vec<isize>, Vec<isize>)> {
+    let Some(last) = records.last() else {
+        return Vec::new();
+    };
+    let mut grown: Vec<_> = last
+        .traces
+        .keys()
+        .filter_map(|&hash| {
+            let of = |record: &Record| record.traces.get(&hash).copied().unwrap_or((0, 0));
+            let (blocks, bytes): (Vec<isize>, Vec<isize>) = records
+                .windows(2)
+                .map(|pair| {
+                    let (before, after) = (of(&pair[0]), of(&pair[1]));
+                    (after.0 - before.0, after.1 - before.1)
+                })
+                .unzip();
+            let confirmed = confirmed.is_none_or(|(runs, traces)| {
+                let now = traces.get(&hash).map_or(0, |entry| entry.0);
+                now - of(last).0 >= *runs
+            });
+            (confirmed && blocks.iter().all(|&d| d > 0)).then_some((hash, blocks, bytes))
+        })
+        .collect();
+    grown.sort_unstable();
+    grown
+}
+
+/// `Snapshots::new_descriptors` of `records`.
+fn new_descriptors(records: &[Record]) -> Vec<Vec<(i32, String)>> {
+    let Some(last) = records.last() else {
+        return Vec::new();
+    };
+    records
+        .windows(2)
+        .map(|pair| {
+            pair[1]
+                .descriptors
+                .iter()
+                .filter(|fd| !pair[0].descriptors.contains(fd) && last.descriptors.contains(fd))
+                .cloned()
+                .collect()
+        })
+        .collect()
 }
 
 /// A key for a tracemalloc traceback (most recent frame first) that leaves

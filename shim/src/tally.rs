@@ -22,7 +22,7 @@ use pyo3::prelude::*;
 
 use crate::bindings;
 use crate::objects::{for_each_traced, kept_by_deallocs, last_serial, unreleased_type_refs};
-use crate::snapshot::open_descriptors;
+use crate::snapshot::{open_descriptors, run_of};
 
 /// What a walk of the trace-refs table finds.
 #[derive(Debug)]
@@ -150,8 +150,8 @@ fn walk_table(py: Python<'_>, bounds: &[u64]) -> Walk {
         }
         match first {
             Some(first) if serial > first => {
-                let run = bounds.partition_point(|&bound| bound < serial);
-                if let Some(alive) = walk.survivors.get_mut(run - 1) {
+                let run = run_of(bounds, serial);
+                if let Some(alive) = run.and_then(|run| walk.survivors.get_mut(run)) {
                     *alive += 1;
                 }
             }
