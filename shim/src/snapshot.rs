@@ -403,3 +403,191 @@ pub fn open_descriptors() -> Vec<(i32, String)> {
     fds.sort_unstable();
     fds
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(last_serial: u64) -> Record {
+        Record {
+            last_serial,
+            objects: 0,
+            references: 0,
+            unreleased_type_refs: UnreleasedTypeRefs::new(),
+            allocated_blocks: 0,
+            descriptors: Vec::new(),
+            traces: Traces::new(),
+        }
+    }
+
+    fn with_traces(traces: &[(u64, (isize, isize))]) -> Record {
+        Record {
+            traces: traces.iter().copied().collect(),
+            ..record(0)
+        }
+    }
+
+    fn with_descriptors(descriptors: &[(i32, &str)]) -> Record {
+        Record {
+            descriptors: descriptors
+                .iter()
+                .map(|&(fd, target)| (fd, target.to_owned()))
+                .collect(),
+            ..record(0)
+        }
+    }
+
+    /// (serial, counts) of each object still tracked as growing.
+    fn tracked(growing: &[Growing]) -> Vec<(u64, Vec<isize>)> {
+        growing
+            .iter()
+            .map(|object| (object.serial, object.counts.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn each_run_made_the_serials_up_to_its_record() {
+        // Records after serials 10, 20, 20 and 35: run 1 made nothing.
+        let bounds = [10, 20, 20, 35];
+        assert_eq!(run_of(&bounds, 1), None);
+        assert_eq!(run_of(&bounds, 10), None);
+        assert_eq!(run_of(&bounds, 11), Some(0));
+        assert_eq!(run_of(&bounds, 20), Some(0));
+        assert_eq!(run_of(&bounds, 21), Some(2));
+        assert_eq!(run_of(&bounds, 35), Some(2));
+        assert_eq!(run_of(&bounds, 36), None);
+        // Everywhere: run k made exactly the serials in (bounds[k], bounds[k + 1]].
+        for serial in 0..=40 {
+            let made_by = (0..bounds.len() - 1)
+                .find(|&run| bounds[run] < serial && serial <= bounds[run + 1]);
+            assert_eq!(run_of(&bounds, serial), made_by, "serial {serial}");
+        }
+    }
+
+    #[test]
+    fn no_run_before_two_records() {
+        for serial in [0, 5, 6, u64::MAX] {
+            assert_eq!(run_of(&[], serial), None);
+            assert_eq!(run_of(&[5], serial), None);
+        }
+    }
+
+    #[test]
+    fn growth_is_tracked_while_the_count_rises_at_every_record() {
+        let mut growing = Vec::new();
+        // (serial, id, count), sorted.
+        track_growth(
+            &mut growing,
+            true,
+            vec![
+                (1, 0x10, 2),
+                (3, 0x30, 5),
+                (4, 0x40, 1),
+                (6, 0x60, 4),
+                (7, 0x70, 3),
+            ],
+        );
+        assert_eq!(growing.len(), 5);
+        // 1 and 7 rose; 3 stayed, 6 fell and 4 was freed.
+        track_growth(
+            &mut growing,
+            false,
+            vec![(1, 0x10, 3), (3, 0x30, 5), (6, 0x60, 3), (7, 0x70, 4)],
+        );
+        assert_eq!(tracked(&growing), [(1, vec![2, 3]), (7, vec![3, 4])]);
+        // 1 stayed the same; 3 rises now, but was dropped for good.
+        track_growth(
+            &mut growing,
+            false,
+            vec![(1, 0x10, 3), (3, 0x30, 9), (7, 0x70, 6)],
+        );
+        assert_eq!(tracked(&growing), [(7, vec![3, 4, 6])]);
+        assert_eq!(growing[0].id, 0x70);
+    }
+
+    #[test]
+    fn growth_is_matched_by_serial_across_gaps() {
+        let mut growing = Vec::new();
+        track_growth(&mut growing, true, vec![(2, 0, 1), (5, 0, 1), (9, 0, 1)]);
+        // Old objects that are not tracked lie before, between and after.
+        let seen = (1..=10).map(|serial| (serial, 0, 2)).collect();
+        track_growth(&mut growing, false, seen);
+        assert_eq!(
+            tracked(&growing),
+            [(2, vec![1, 2]), (5, vec![1, 2]), (9, vec![1, 2])]
+        );
+        // What is seen ends early: 9 is gone.
+        track_growth(&mut growing, false, vec![(2, 0, 3), (5, 0, 3)]);
+        assert_eq!(tracked(&growing), [(2, vec![1, 2, 3]), (5, vec![1, 2, 3])]);
+    }
+
+    #[test]
+    fn the_first_record_tracks_every_object_it_sees() {
+        let mut growing = Vec::new();
+        track_growth(&mut growing, true, vec![(1, 0, 1)]);
+        track_growth(&mut growing, true, vec![(2, 0, 7), (4, 0, 1)]);
+        assert_eq!(tracked(&growing), [(2, vec![7]), (4, vec![1])]);
+    }
+
+    #[test]
+    fn traces_grow_when_their_blocks_rose_in_every_run() {
+        // key: (blocks, bytes)
+        let records = [
+            with_traces(&[(5, (1, 10)), (2, (5, 50)), (3, (2, 20))]),
+            with_traces(&[(5, (2, 30)), (2, (6, 60)), (3, (2, 20)), (4, (1, 8))]),
+            with_traces(&[(5, (4, 40)), (2, (7, 55)), (4, (2, 16)), (1, (1, 1))]),
+        ];
+        // 2 shrank in bytes but not in blocks; 3 did not grow in the last
+        // run and is gone; 4 was made in the first run; 1 only in the last.
+        assert_eq!(
+            growing_traces(&records, None),
+            [
+                (2, vec![1, 1], vec![10, -5]),
+                (4, vec![1, 1], vec![8, 8]),
+                (5, vec![1, 2], vec![20, 10]),
+            ]
+        );
+        assert!(growing_traces(&[], None).is_empty());
+    }
+
+    #[test]
+    fn confirmed_traces_grew_by_a_block_a_run_meanwhile() {
+        let records = [
+            with_traces(&[(1, (1, 8)), (2, (1, 8)), (3, (1, 8))]),
+            with_traces(&[(1, (2, 16)), (2, (2, 16)), (3, (2, 16))]),
+        ];
+        // After 3 more runs: 1 grew by 3 blocks, 2 by only 2, 3 is gone.
+        let confirmed = (3, [(1, (5, 40)), (2, (4, 32))].into_iter().collect());
+        let grown: Vec<u64> = growing_traces(&records, Some(&confirmed))
+            .into_iter()
+            .map(|(key, _, _)| key)
+            .collect();
+        assert_eq!(grown, [1]);
+    }
+
+    #[test]
+    fn new_descriptors_are_those_a_run_opened_and_still_open() {
+        let records = [
+            with_descriptors(&[(3, "/dev/null")]),
+            with_descriptors(&[(3, "/dev/null"), (4, "/tmp/a"), (5, "/tmp/b")]),
+            // 5 was closed and opened again on another file.
+            with_descriptors(&[
+                (3, "/dev/null"),
+                (4, "/tmp/a"),
+                (5, "/tmp/c"),
+                (6, "/tmp/d"),
+            ]),
+        ];
+        let own = |fds: &[(i32, &str)]| -> Vec<(i32, String)> {
+            fds.iter()
+                .map(|&(fd, path)| (fd, path.to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            new_descriptors(&records),
+            [own(&[(4, "/tmp/a")]), own(&[(5, "/tmp/c"), (6, "/tmp/d")])]
+        );
+        assert!(new_descriptors(&records[..1]).is_empty());
+        assert!(new_descriptors(&[]).is_empty());
+    }
+}
