@@ -12,8 +12,8 @@ use xshell::Shell;
 use crate::{
     flags::BuildPython,
     flavor::Variant,
-    interpreter::{self, Recipe},
-    key, patch, paths, phase, prereqs, shim,
+    interpreter::{Build, Recipe},
+    patch, paths, phase, prereqs, shim,
     source::Source,
 };
 
@@ -34,17 +34,40 @@ pub fn ensure_variant(variant: Variant) -> Result<PathBuf> {
 /// Returns the install dir of the up-to-date interpreter.
 pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
     let sh = Shell::new()?;
-    let cache = paths::cache_dir()?;
+    let build = plan(flags)?;
+    let variant = build.recipe.variant;
+    let _lock = lock(&build.cache, variant)?;
+    let interpreter_fresh = build.is_fresh();
+    let shim_fresh = variant.vanilla || shim::is_fresh(&build.install, &build.key)?;
+    if interpreter_fresh && shim_fresh {
+        let install = build.install.display();
+        eprintln!("==> {} python is up to date: {install}", variant.name());
+    } else {
+        phase::quiet("prerequisites", |progress| prereqs::ensure(&sh, progress))?;
+    }
+    if !interpreter_fresh {
+        build.run(&sh)?;
+    }
+    build.update_link()?;
+    if !shim_fresh {
+        phase::loud("shim", || {
+            shim::build(&sh, variant.flavor, &build.install, &build.key)
+        })?;
+    }
+    Ok(build.install)
+}
+
+/// The build `flags` ask for: hashes the patches and a `--source`, builds nothing.
+fn plan(flags: &BuildPython) -> Result<Build> {
     let variant = Variant {
         flavor: flags.flavor,
         vanilla: flags.vanilla,
         python: flags.python,
     };
-    let patches = if variant.vanilla {
-        Vec::new()
-    } else {
-        let dir = flags.patches.clone();
-        patch::list(&dir.unwrap_or_else(|| patch::default_dir(variant.python)))?
+    let patches = match (variant.vanilla, &flags.patches) {
+        (true, _) => Vec::new(),
+        (false, Some(dir)) => patch::list(dir)?,
+        (false, None) => patch::list(&patch::default_dir(variant.python))?,
     };
     let configure_args = match &flags.configure_args {
         Some(args) => shell_words::split(args).context("parsing --configure-args")?,
@@ -52,59 +75,23 @@ pub fn ensure(flags: &BuildPython) -> Result<PathBuf> {
             .map(|a| a.to_string())
             .collect(),
     };
-    let prefix = flags
-        .prefix
-        .as_deref()
+    let prefix = (flags.prefix.as_deref())
         .map(std::path::absolute)
         .transpose()
         .context("resolving --prefix")?;
-    let tarball = &variant.python.tarball;
-    let source = Source::new(flags.source.as_deref(), tarball)?;
+    let source = Source::new(flags.source.as_deref(), &variant.python.tarball)?;
+    let jobs = match flags.jobs {
+        Some(jobs) => jobs as usize,
+        None => thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let recipe = Recipe {
         variant,
-        source_id: source.id(tarball),
+        source,
         patches,
         configure_args,
         prefix,
     };
-    let key = recipe.key()?;
-    let install = match &recipe.prefix {
-        Some(prefix) => prefix.clone(),
-        None => cache
-            .join("pythons")
-            .join(format!("{}-{}", variant.name(), &key[..16])),
-    };
-
-    let _lock = lock(&cache, variant)?;
-    let interpreter_fresh = key::stamp_matches(&install.join(interpreter::STAMP), &key);
-    let shim_fresh = variant.vanilla || shim::is_fresh(&install, &key)?;
-    if interpreter_fresh && shim_fresh {
-        eprintln!(
-            "==> {} python is up to date: {}",
-            variant.name(),
-            install.display()
-        );
-    } else {
-        phase::quiet("prerequisites", |progress| prereqs::ensure(&sh, progress))?;
-    }
-    if !interpreter_fresh {
-        let jobs = match flags.jobs {
-            Some(jobs) => jobs as usize,
-            None => thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        interpreter::build(&sh, &recipe, &key, &source, &cache, &install, jobs)?;
-        if recipe.prefix.is_none() {
-            interpreter::remove_stale(&cache.join("pythons"), variant, Some(&install))?;
-        }
-    }
-    if recipe.prefix.is_none() {
-        let link = paths::link(variant);
-        interpreter::link(&link, &install)?;
-    }
-    if !shim_fresh {
-        phase::loud("shim", || shim::build(&sh, variant.flavor, &install, &key))?;
-    }
-    Ok(install)
+    Build::new(recipe, paths::cache_dir()?, jobs)
 }
 
 /// Holds the variant's build lock until dropped. Two runs building the same

@@ -13,7 +13,7 @@ use xshell::{cmd, Shell};
 use crate::{
     flavor::Variant,
     key::{self, Key},
-    patch,
+    patch, paths,
     phase::{self, run_logged, show_log_tail},
     source::{self, Source},
 };
@@ -26,7 +26,7 @@ pub const STAMP: &str = "check-leaks-stamp";
 /// Everything that determines the installed interpreter.
 pub struct Recipe {
     pub variant: Variant,
-    pub source_id: String,
+    pub source: Source,
     pub patches: Vec<PathBuf>,
     pub configure_args: Vec<String>,
     pub prefix: Option<PathBuf>,
@@ -36,7 +36,7 @@ impl Recipe {
     pub fn key(&self) -> Result<String> {
         let mut key = Key::default();
         key.field("recipe", RECIPE_VERSION)
-            .field("source", &self.source_id)
+            .field("source", self.source.id(&self.variant.python.tarball))
             .field("variant", self.variant.name());
         for patch in &self.patches {
             let data = fs::read(patch).with_context(|| format!("reading {}", patch.display()))?;
@@ -56,63 +56,114 @@ impl Recipe {
     }
 }
 
-/// Builds in a scratch dir under the cache and moves the result to `install`,
-/// which stays usable until the new tree is complete.
-pub fn build(
-    sh: &Shell,
-    recipe: &Recipe,
-    key: &str,
-    source: &Source,
-    cache: &Path,
-    install: &Path,
-    jobs: usize,
-) -> Result<()> {
-    if install.read_dir().is_ok_and(|mut d| d.next().is_some()) && !install.join(STAMP).exists() {
-        bail!(
-            "refusing to replace {}: it is not empty and was not installed by xtask",
-            install.display()
-        );
-    }
-    // Earlier build dirs of this variant are from interrupted or failed runs.
-    remove_stale(&cache.join("build"), recipe.variant, None)?;
-    let build = cache
-        .join("build")
-        .join(format!("{}-{}", recipe.variant.name(), &key[..16]));
-    fs::create_dir_all(&build).with_context(|| format!("creating {}", build.display()))?;
-    let (tree, log, stage) = (
-        build.join("src"),
-        build.join("build.log"),
-        build.join("stage"),
-    );
+/// A recipe with its key, and the places its build uses.
+pub struct Build {
+    pub recipe: Recipe,
+    /// `recipe.key()`, stamped into the install.
+    pub key: String,
+    /// Downloads, scratch build dirs and, without `--prefix`, the installs.
+    pub cache: PathBuf,
+    pub install: PathBuf,
+    /// Parallel make jobs.
+    pub jobs: usize,
+}
 
-    let from = phase::quiet("source", |progress| {
-        source.fetch(sh, progress, &recipe.variant.python.tarball, cache)
-    })?;
-    phase::quiet("extract", |_| source::extract(sh, &from, &tree))?;
-    if !recipe.patches.is_empty() {
-        phase::quiet("patch", |_| patch::apply(sh, &tree, &recipe.patches, &log))?;
-    }
-
-    let _cwd = sh.push_dir(&tree);
-    let (configure, args) = (tree.join("configure"), &recipe.configure_args);
-    let prefix = format!("--prefix={}", install.display());
-    let jobs = format!("-j{jobs}");
-    let destdir = format!("DESTDIR={}", stage.display());
-    phase::quiet("configure", |_| {
-        run_logged(cmd!(sh, "{configure} {prefix} {args...}"), &log)
-    })
-    .and_then(|()| phase::quiet("make", |_| run_logged(cmd!(sh, "make {jobs}"), &log)))
-    .and_then(|()| {
-        phase::quiet("install", |_| {
-            run_logged(cmd!(sh, "make install {destdir}"), &log)
+impl Build {
+    /// Installs into `--prefix`, or else into the cache under a name of the
+    /// variant and the key.
+    pub fn new(recipe: Recipe, cache: PathBuf, jobs: usize) -> Result<Build> {
+        let key = recipe.key()?;
+        let install = match &recipe.prefix {
+            Some(prefix) => prefix.clone(),
+            None => cache.join("pythons").join(dir_name(recipe.variant, &key)),
+        };
+        Ok(Build {
+            recipe,
+            key,
+            cache,
+            install,
+            jobs,
         })
-    })
-    .inspect_err(|_| show_log_tail(&log))?;
+    }
 
-    let staged = stage.join(install.strip_prefix("/").unwrap_or(install));
-    key::write_stamp(&staged.join(STAMP), key)?;
-    replace_dir(sh, &staged, install)?;
-    fs::remove_dir_all(&build).with_context(|| format!("removing {}", build.display()))
+    /// Whether the install is this recipe's.
+    pub fn is_fresh(&self) -> bool {
+        key::stamp_matches(&self.install.join(STAMP), &self.key)
+    }
+
+    /// Builds in a scratch dir under the cache and moves the result to the
+    /// install dir, which stays usable until the new tree is complete; then
+    /// drops the variant's older installs from the cache.
+    pub fn run(&self, sh: &Shell) -> Result<()> {
+        let (recipe, install) = (&self.recipe, &self.install);
+        let foreign = install.read_dir().is_ok_and(|mut d| d.next().is_some())
+            && !install.join(STAMP).exists();
+        if foreign {
+            bail!(
+                "refusing to replace {}: it is not empty and was not installed by xtask",
+                install.display()
+            );
+        }
+        // Earlier build dirs of this variant are from interrupted or failed runs.
+        let builds = self.cache.join("build");
+        remove_stale(&builds, recipe.variant, None)?;
+        let build = builds.join(dir_name(recipe.variant, &self.key));
+        fs::create_dir_all(&build).with_context(|| format!("creating {}", build.display()))?;
+        let (tree, log, stage) = (
+            build.join("src"),
+            build.join("build.log"),
+            build.join("stage"),
+        );
+
+        let from = phase::quiet("source", |progress| {
+            recipe
+                .source
+                .fetch(sh, progress, &recipe.variant.python.tarball, &self.cache)
+        })?;
+        phase::quiet("extract", |_| source::extract(sh, &from, &tree))?;
+        if !recipe.patches.is_empty() {
+            phase::quiet("patch", |_| patch::apply(sh, &tree, &recipe.patches, &log))?;
+        }
+
+        let _cwd = sh.push_dir(&tree);
+        let (configure, args) = (tree.join("configure"), &recipe.configure_args);
+        let prefix = format!("--prefix={}", install.display());
+        let jobs = format!("-j{}", self.jobs);
+        let destdir = format!("DESTDIR={}", stage.display());
+        phase::quiet("configure", |_| {
+            run_logged(cmd!(sh, "{configure} {prefix} {args...}"), &log)
+        })
+        .and_then(|()| phase::quiet("make", |_| run_logged(cmd!(sh, "make {jobs}"), &log)))
+        .and_then(|()| {
+            phase::quiet("install", |_| {
+                run_logged(cmd!(sh, "make install {destdir}"), &log)
+            })
+        })
+        .inspect_err(|_| show_log_tail(&log))?;
+
+        let staged = stage.join(install.strip_prefix("/").unwrap_or(install));
+        key::write_stamp(&staged.join(STAMP), &self.key)?;
+        replace_dir(sh, &staged, install)?;
+        fs::remove_dir_all(&build).with_context(|| format!("removing {}", build.display()))?;
+        if recipe.prefix.is_none() {
+            remove_stale(&self.cache.join("pythons"), recipe.variant, Some(install))?;
+        }
+        Ok(())
+    }
+
+    /// Points `target/pythons/<variant>` at the install, unless it is a
+    /// `--prefix` of its own.
+    pub fn update_link(&self) -> Result<()> {
+        match self.recipe.prefix {
+            Some(_) => Ok(()),
+            None => link(&paths::link(self.recipe.variant), &self.install),
+        }
+    }
+}
+
+/// `<variant>-<first 16 digits of the key>`: an install or build dir.
+fn dir_name(variant: Variant, key: &str) -> String {
+    format!("{}-{}", variant.name(), &key[..16])
 }
 
 /// Swaps `staged` in for `install` with renames, deleting the old tree last.
@@ -196,7 +247,7 @@ mod tests {
         fs::write(&patch, "one").unwrap();
         let recipe = || Recipe {
             variant: Flavor::Debug.patched(&RELEASES[0]),
-            source_id: RELEASES[0].tarball.sha256.into(),
+            source: Source::Pinned,
             patches: vec![patch.clone()],
             configure_args: vec!["--with-pydebug".into()],
             prefix: None,
@@ -225,7 +276,10 @@ mod tests {
                 ..recipe()
             },
             Recipe {
-                source_id: "tree:x".into(),
+                source: Source::Tree {
+                    dir: "x".into(),
+                    hash: "x".into(),
+                },
                 ..recipe()
             },
         ];
