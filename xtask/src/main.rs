@@ -2,10 +2,10 @@
 //!
 //! This file only parses flags and dispatches; each task lives in its own module.
 
-mod apt_sources;
 mod bench;
 mod build_python;
 mod cpython_suite;
+mod debian;
 mod flags;
 mod flavor;
 mod interpreter;

@@ -1,101 +1,19 @@
-//! Checking (and on Debian as root, installing) what building CPython and the
-//! shim needs.
+//! Checking what building CPython and the shim needs; on Debian, `debian`
+//! installs it.
 
-use std::{collections::HashSet, env, fs, path::PathBuf};
+use std::{env, fs, path::PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-use crate::phase::Progress;
-
-/// Compiler, tools, libclang for bindgen, and the -dev libraries without
-/// which CPython silently skips stdlib modules (zlib for ensurepip, ssl for pip, ...).
-const DEBIAN_PACKAGES: &[&str] = &[
-    "build-essential",
-    "git",
-    "xz-utils",
-    "pkg-config",
-    "libclang-dev",
-    "zlib1g-dev",
-    "libffi-dev",
-    "libssl-dev",
-    "libbz2-dev",
-    "liblzma-dev",
-    "libsqlite3-dev",
-    "libreadline-dev",
-    "libncurses-dev",
-    "uuid-dev",
-    "libgdbm-dev",
-];
+use crate::{debian, phase::Progress};
 
 pub fn ensure(sh: &Shell, progress: &Progress) -> Result<()> {
-    if is_debian() {
-        debian(sh, progress)
+    if debian::is_debian() {
+        debian::install_prerequisites(sh, progress)
     } else {
         generic(sh)
     }
-}
-
-fn is_debian() -> bool {
-    let os_release = fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let debian_like = os_release.lines().any(|line| {
-        let Some((key, value)) = line.split_once('=') else {
-            return false;
-        };
-        (key == "ID" || key == "ID_LIKE")
-            && value
-                .trim_matches('"')
-                .split_whitespace()
-                .any(|id| id == "debian")
-    });
-    debian_like || which::which("dpkg-query").is_ok()
-}
-
-fn debian(sh: &Shell, progress: &Progress) -> Result<()> {
-    let (packages, format) = (DEBIAN_PACKAGES, "${Package}\t${Status}\n");
-    let output = cmd!(sh, "dpkg-query -W -f {format} {packages...}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .context("running dpkg-query")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let installed: HashSet<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .filter(|(_, status)| *status == "install ok installed")
-        .map(|(name, _)| name)
-        .collect();
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| !installed.contains(p))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !is_root(sh)? {
-        bail!(
-            "missing packages {}; install them with: sudo apt-get install -y --no-install-recommends {}",
-            missing.join(", "),
-            missing.join(" ")
-        );
-    }
-    // xshell echoes each command before running it.
-    let names = &missing;
-    progress
-        .suspend(|| {
-            cmd!(sh, "apt-get update")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .run()?;
-            cmd!(sh, "apt-get install -y --no-install-recommends {names...}")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .run()
-        })
-        .with_context(|| format!("installing {}", missing.join(" ")))
-}
-
-pub fn is_root(sh: &Shell) -> Result<bool> {
-    Ok(cmd!(sh, "id -u").quiet().read().context("running id -u")? == "0")
 }
 
 fn generic(sh: &Shell) -> Result<()> {

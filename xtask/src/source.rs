@@ -8,10 +8,10 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{apt_sources, key::Key, phase::Progress, pin::Pin, prereqs::is_root};
+use crate::{debian, key::Key, phase::Progress, pin::Pin};
 
 pub enum Source {
     /// The pinned tarball, fetched only if a build is needed.
@@ -68,7 +68,7 @@ impl Source {
                         (
                             "Debian source package",
                             Box::new(|dest: &Path| {
-                                from_debian(sh, progress, pin, &downloads, dest)
+                                debian::download_source(sh, progress, pin, &downloads, dest)
                             }),
                         ),
                     ],
@@ -106,68 +106,6 @@ fn from_url(pin: &Pin, dest: &Path) -> Result<()> {
     io::copy(&mut response.body_mut().as_reader(), &mut file)
         .with_context(|| format!("downloading {}", pin.url))?;
     Ok(())
-}
-
-fn from_debian(
-    sh: &Shell,
-    progress: &Progress,
-    pin: &Pin,
-    downloads: &Path,
-    dest: &Path,
-) -> Result<()> {
-    let dir = tempfile::tempdir_in(downloads).context("creating a temp dir for apt-get source")?;
-    let spec = pin.debian_package;
-    let apt_get_source = || {
-        let _cwd = sh.push_dir(dir.path());
-        cmd!(sh, "apt-get source --download-only {spec}")
-            .quiet()
-            .ignore_status()
-            .output()
-    };
-    let mut output = apt_get_source()?;
-    if !output.status.success() {
-        // Most likely no deb-src entry for the suite (or its lists were never fetched).
-        add_deb_src(sh, progress, pin.debian_suite)?;
-        output = apt_get_source()?;
-    }
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = stderr
-            .lines()
-            .rfind(|l| l.starts_with("E:"))
-            .unwrap_or(stderr.trim());
-        bail!("apt-get source {spec} failed: {reason}");
-    }
-    let file = dir.path().join(pin.debian_file);
-    fs::rename(&file, dest)
-        .with_context(|| format!("apt-get source did not produce {}", pin.debian_file))
-}
-
-/// Adds our deb-src file (as root, using the machine's own Debian mirror) and
-/// refreshes just that source, leaving the rest of the apt config alone.
-fn add_deb_src(sh: &Shell, progress: &Progress, suite: &str) -> Result<()> {
-    let manual = format!(
-        "add `deb-src <your-debian-mirror>/debian {suite} main` to /etc/apt/sources.list, \
-         run `sudo apt-get update` and retry"
-    );
-    if !is_root(sh)? {
-        bail!("apt-get source needs a deb-src entry for Debian {suite}: {manual}");
-    }
-    let file = &apt_sources::deb_src_file(suite);
-    if !file.exists() {
-        let mirror = apt_sources::system_mirror().with_context(|| {
-            format!("no Debian mirror found in the apt configuration: {manual}")
-        })?;
-        let content = apt_sources::deb_src_stanza(&mirror, suite);
-        progress.suspend(|| eprintln!("    adding {}:\n{content}", file.display()));
-        fs::write(file, &content).with_context(|| format!("writing {}", file.display()))?;
-    }
-    let sourcelist = format!("Dir::Etc::sourcelist={}", file.display());
-    progress
-        .suspend(|| {
-            cmd!(sh, "apt-get update -o {sourcelist} -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0").run()
-        })
-        .with_context(|| format!("refreshing {}", file.display()))
 }
 
 #[cfg(test)]
