@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, flavor::Flavor, paths, phase, test};
+use crate::{build_python, flags, flavor::Flavor, paths, phase, pip};
 
 const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
 const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
@@ -61,7 +61,7 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
     let root = paths::project_root();
     // The suite benchmark runs pytest.
     phase::loud("bench requirements", || {
-        test::install_requirements(&sh, &debug_install, &[root.join(TEST_REQUIREMENTS)])
+        pip::install_requirements(&sh, &debug_install, &[root.join(TEST_REQUIREMENTS)])
     })?;
     let (hot_paths, big_heap) = (root.join(HOT_PATHS), root.join(BIG_HEAP));
     let pytest_suite = root.join(PYTEST_SUITE);

@@ -14,6 +14,7 @@ mod patch;
 mod paths;
 mod phase;
 mod pin;
+mod pip;
 mod prereqs;
 mod python;
 mod shim;

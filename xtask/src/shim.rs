@@ -12,10 +12,11 @@ use xshell::{cmd, Shell};
 use crate::{
     flavor::Flavor,
     key::{self, Key},
-    paths,
+    paths, pip,
 };
 
-const MATURIN_VERSION: &str = "1.16.0";
+/// The maturin the shim is built with, pinned.
+const REQUIREMENTS: &str = "xtask/src/shim-build-requirements.txt";
 
 const STAMP: &str = "check-leaks-shim-stamp";
 
@@ -24,7 +25,7 @@ fn key(interpreter_key: &str) -> Result<String> {
     let root = paths::project_root();
     let mut key = Key::default();
     key.field("interpreter", interpreter_key)
-        .field("maturin", MATURIN_VERSION);
+        .field("maturin", pip::pinned_version(REQUIREMENTS, "maturin")?);
     for file in ["Cargo.lock", "Cargo.toml"] {
         // Cargo.lock may not exist before the first build.
         key.field(file, fs::read(root.join(file)).unwrap_or_default());
@@ -71,14 +72,12 @@ pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) 
         .ignore_stderr()
         .read()
         .unwrap_or_default();
-    if version.trim() != format!("maturin {MATURIN_VERSION}") {
-        let spec = format!("maturin=={MATURIN_VERSION}");
-        cmd!(
-            sh,
-            "{python} -m pip install --disable-pip-version-check --root-user-action=ignore {spec}"
-        )
-        .run()
-        .context("installing maturin")?;
+    let pinned = pip::pinned_version(REQUIREMENTS, "maturin")?;
+    if version.trim() != format!("maturin {pinned}") {
+        pip::install(sh, &python, ["-r"])
+            .arg(root.join(REQUIREMENTS))
+            .run()
+            .context("installing maturin")?;
     }
 
     let out = tempfile::tempdir().context("creating a temp dir for the wheel")?;
@@ -96,12 +95,10 @@ pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) 
         .filter_map(|e| Some(e.ok()?.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
         .context("maturin build produced no wheel")?;
-    cmd!(
-        sh,
-        "{python} -m pip install --disable-pip-version-check --root-user-action=ignore --no-deps --force-reinstall {wheel}"
-    )
-    .run()
-    .context("installing the shim wheel")?;
+    pip::install(sh, &python, ["--no-deps", "--force-reinstall"])
+        .arg(&wheel)
+        .run()
+        .context("installing the shim wheel")?;
     // Kept for `cargo xtask venv`; swapped in whole so a reader never sees two.
     let (kept, staged) = (wheel_dir(install), wheel_dir(install).with_extension("new"));
     let _ = fs::remove_dir_all(&staged);

@@ -1,22 +1,11 @@
 //! `cargo xtask test`: Rust unit tests, the Python suite, and stubtest.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{
-    build_python, flags,
-    flavor::Flavor,
-    key::{self, Key},
-    paths, phase, shim,
-};
-
-const REQUIREMENTS_STAMP: &str = "check-leaks-test-reqs-stamp";
+use crate::{build_python, flags, flavor::Flavor, paths, phase, pip, shim};
 
 pub fn run(flags: &flags::Test) -> Result<()> {
     let patched = build_python::ensure_variant(flags.flavor.patched(flags.python))?;
@@ -46,7 +35,7 @@ pub fn run(flags: &flags::Test) -> Result<()> {
         requirements.push(root.join("tests/wheel-requirements.txt"));
     }
     phase::loud("test requirements", || {
-        install_requirements(&sh, &patched, &requirements)
+        pip::install_requirements(&sh, &patched, &requirements)
     })?;
     phase::loud("pytest", || {
         let args = &flags.pytest_args;
@@ -66,29 +55,4 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     phase::loud("stubtest", || {
         Ok(cmd!(sh, "{python} -m mypy.stubtest check_leaks").run()?)
     })
-}
-
-/// Installs the `requirements` files into the interpreter at `install`,
-/// unless the same files were installed there last.
-pub fn install_requirements(sh: &Shell, install: &Path, requirements: &[PathBuf]) -> Result<()> {
-    let mut key = Key::default();
-    for file in requirements {
-        let data = fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        key.field("requirements", data);
-    }
-    let key = key.hex();
-    let stamp = install.join(REQUIREMENTS_STAMP);
-    if key::stamp_matches(&stamp, &key) {
-        return Ok(());
-    }
-    let python = paths::python3(install);
-    let files = requirements
-        .iter()
-        .flat_map(|file| ["-r".as_ref(), file.as_os_str()]);
-    cmd!(
-        sh,
-        "{python} -m pip install --disable-pip-version-check --root-user-action=ignore {files...}"
-    )
-    .run()?;
-    key::write_stamp(&stamp, &key)
 }

@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, paths, shim};
+use crate::{build_python, flags, paths, pip, shim};
 
 pub fn run(flags: &flags::Venv) -> Result<()> {
     let dir = std::path::absolute(&flags.path).context("resolving the venv path")?;
@@ -50,12 +50,10 @@ fn create(sh: &Shell, install: &Path, dir: &Path) -> Result<()> {
         .context("creating the venv")?;
     let (python, wheel) = (dir.join("bin/python"), shim::wheel(install)?);
     // The wheel has no dependencies: this works offline.
-    cmd!(
-        sh,
-        "{python} -m pip install --disable-pip-version-check --no-index --no-deps {wheel}"
-    )
-    .run()
-    .context("installing check-leaks into the venv")?;
+    pip::install(sh, &python, ["--no-index", "--no-deps"])
+        .arg(&wheel)
+        .run()
+        .context("installing check-leaks into the venv")?;
     cmd!(sh, "{python} -c 'import check_leaks'")
         .quiet()
         .run()
