@@ -1,14 +1,12 @@
 """Leak reports: what each run left behind, grouped by type and allocation
 site, with who holds it. A report keeps only text and ids, never the objects,
-so it cannot keep a leak alive."""
+so it cannot keep a leak alive. The `reporters` package renders it."""
 
 from __future__ import annotations
 
 import _tracemalloc
 import dataclasses
-import html
 import importlib.util
-import json
 import linecache
 import os
 import runpy
@@ -16,17 +14,11 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
-from . import _shim, holders
+from . import _shim, holders, reporters
 from .saferepr import safe_repr, type_name, type_name_of_class
 
 # Traceback frames shown per group.
 SHOWN_FRAMES = 6
-# Links of a holder chain shown at each end; the middle of a longer one is cut.
-SHOWN_LINKS = 5
-# Types of leaked objects named in a report's one-line summary.
-SHOWN_TYPES = 3
-# Paths of leaked file descriptors shown.
-SHOWN_PATHS = 10
 
 
 def _package_dir(name: str) -> tuple[str, ...]:
@@ -202,51 +194,28 @@ class LeakReport:
 
     def summary(self) -> str:
         """What leaked, in one line."""
-        by_type: dict[str, int] = {}
-        for group in self.leaks:
-            by_type[group.type] = by_type.get(group.type, 0) + group.count
-        ranked = sorted(by_type.items(), key=lambda entry: (-entry[1], entry[0]))
-        parts = [_count(count, f"{name} object") for name, count in ranked[:SHOWN_TYPES]]
-        if len(ranked) > SHOWN_TYPES:
-            parts.append(f"{_count(len(ranked) - SHOWN_TYPES, 'more type')}")
-        if len(self.reference_leaks) == 1:
-            parts.append(f"references to a {self.reference_leaks[0].type}")
-        elif self.reference_leaks:
-            kinds = sorted({leak.type for leak in self.reference_leaks})
-            shown = ", ".join(kinds[:SHOWN_TYPES]) + (", ..." if len(kinds) > SHOWN_TYPES else "")
-            parts.append(f"references to {len(self.reference_leaks)} existing objects ({shown})")
-        parts += [
-            f"{_count(sum(block.per_run), 'raw block')} at {block.site or 'an untraced site'}"
-            for block in self.block_leaks
-        ]
-        if self.descriptor_leak:
-            parts.append(_count(sum(self.descriptor_leak.per_run), "descriptor"))
-        if self.reference_leak:
-            parts.append(f"{sum(self.refcount_deltas)} references on objects that existed")
-        if not parts:
-            return "no leak"
-        return f"{', '.join(parts)} in {self.runs} runs ({self.leaked_bytes} B)"
+        return reporters.text.summary(self)
 
     def assert_no_leaks(self) -> None:
         if self:
             raise LeakError(str(self))
 
     def __str__(self) -> str:
-        return _text(self)
+        return reporters.text.render(self)
 
     def text(self, *, one_time: bool = True) -> str:
         """The report as text; with `one_time=False`, the one-time groups
         are summed up in one line instead of shown."""
-        return _text(self, one_time=one_time)
+        return reporters.text.render(self, one_time=one_time)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return reporters.json.render(self)
 
     def to_dot(self) -> str:
-        return _dot(self)
+        return reporters.dot.render(self)
 
     def to_html(self) -> str:
-        return _html(self)
+        return reporters.html.render(self)
 
 
 # tracemalloc's raw traceback: (filename, lineno) pairs, most recent first.
@@ -534,214 +503,3 @@ def _sizeof(obj: object) -> int:
         return sys.getsizeof(obj)
     except Exception:  # a broken __sizeof__ must not break the report
         return 0
-
-
-def _text(report: LeakReport, one_time: bool = True) -> str:
-    count = (
-        len(report.leaks)
-        + len(report.reference_leaks)
-        + len(report.block_leaks)
-        + bool(report.descriptor_leak)
-        + report.reference_leak
-    )
-    runs = f"{_count(report.runs, 'run')} after {_count(report.warmup, 'warm-up')}"
-    if report.runs_not_needed:
-        runs += (
-            f"; it left nothing, so {_count(report.runs_not_needed, 'more run')}"
-            " could not show a leak"
-        )
-    lines = [f"check_leaks: {_count(count, 'leak')} in {report.target} ({runs})"]
-    for leak in report.reference_leaks:
-        lines += ["", *_reference_text(leak)]
-    for block in report.block_leaks:
-        lines += ["", *_block_text(block)]
-    if report.descriptor_leak:
-        lines += ["", *_descriptor_text(report.descriptor_leak)]
-    for group in report.groups if one_time else report.leaks:
-        lines += ["", *_group_text(group, report.runs)]
-    once = [group for group in report.groups if not group.leak]
-    if once and not one_time:
-        lines += [
-            "",
-            f"and {_count(len(once), 'one-time group')} "
-            f"({_count(sum(g.count for g in once), 'object')}, "
-            f"{sum(g.size for g in once)} B) that did not grow in every run, not shown",
-        ]
-    lines += [
-        "",
-        "per run: "
-        + ", ".join(
-            f"{label} {' '.join(f'{d:+d}' for d in deltas)}"
-            for label, deltas in (
-                ("objects", report.object_deltas),
-                ("references", report.refcount_deltas),
-                ("allocated blocks", report.block_deltas),
-                ("descriptors", report.descriptor_deltas),
-            )
-        ),
-    ]
-    if report.reference_leak:
-        lines.append(
-            "references grew in every run with no new object and no single object "
-            "to explain them: references leaked on objects that already existed "
-            "(a missing Py_DECREF?)"
-        )
-    if report.unreleased_type_refs:
-        kept = sorted(report.unreleased_type_refs, key=lambda t: (-sum(t.per_run), t.type))
-        shown = ", ".join(f"{t.type} {sum(t.per_run)}" for t in kept[:SHOWN_TYPES])
-        hidden = len(kept) - SHOWN_TYPES
-        more = f" and {_count(hidden, 'more type')}" if hidden > 0 else ""
-        lines.append(
-            f"not leaks: instances of {_count(len(kept), 'heap type')} were freed "
-            "without releasing the reference each held to its type (a missing "
-            "Py_DECREF(Py_TYPE(self)) in tp_dealloc, bpo-35810), which keeps only "
-            f"the type alive: {shown}{more}"
-        )
-    if report.recycled:
-        counts = ", ".join(f"{kind} {n}" for kind, n in report.recycled.items())
-        lines.append(
-            f"recycled during the runs, so some tracebacks may be stale: {counts} "
-            "(was a kind switched back on?)"
-        )
-    return "\n".join(lines)
-
-
-def _group_text(group: LeakGroup, runs: int) -> list[str]:
-    kind = "LEAK" if group.leak else "one-time"
-    pattern = (
-        "one per run"
-        if group.per_run == [1] * runs
-        else "per run: " + " ".join(map(str, group.per_run))
-    )
-    lines = [f"{kind}: {_count(group.count, group.type + ' object')}, {group.size} B ({pattern})"]
-    lines += _traceback_text(group.site, group.traceback)
-    lines.append(f"  e.g. {group.example}")
-    lines += _holder_text(group.root, group.chain, group.held_by)
-    if group.unaccounted_references:
-        lines.append(
-            f"  {_count(group.unaccounted_references, 'reference')} nothing accounts for: "
-            "probable refcount leak in C (a missing Py_DECREF)"
-            + (
-                ", or a reference no traversal reports (a missing Py_VISIT)"
-                if group.has_traverse
-                else ""
-            )
-        )
-    return lines
-
-
-def _reference_text(leak: ReferenceLeak) -> list[str]:
-    rises = " ".join(f"+{n}" for n in leak.per_run)
-    lines = [
-        f"LEAK: references to an existing {leak.type} object ({rises} per run)",
-        f"  the object: {leak.example}",
-    ]
-    lines += _holder_text(leak.root, leak.chain, leak.held_by)
-    if leak.explained:
-        lines.append(
-            f"  {_count(leak.explained, 'reference')} of them from objects the runs left alive"
-        )
-    if leak.unaccounted_references:
-        lines.append(
-            f"  {_count(leak.unaccounted_references, 'reference')} to it nothing accounts for: "
-            "a missing Py_DECREF in C (or a reference no tp_traverse reports)"
-        )
-    else:
-        lines.append("  every reference to it is visible: a container keeps adding it")
-    return lines
-
-
-def _block_text(leak: BlockLeak) -> list[str]:
-    blocks = " ".join(f"+{n}" for n in leak.per_run)
-    size = " ".join(f"+{n}" for n in leak.bytes_per_run)
-    lines = [f"LEAK: raw memory, {blocks} blocks ({size} B) per run, in no object"]
-    return lines + _traceback_text(leak.site, leak.traceback)
-
-
-def _descriptor_text(leak: DescriptorLeak) -> list[str]:
-    opened = " ".join(f"+{n}" for n in leak.per_run)
-    lines = [f"LEAK: file descriptors, {opened} per run, never closed"]
-    return (
-        lines
-        + [f"  open: {path}" for path in leak.paths[:SHOWN_PATHS]]
-        + ([f"  … {len(leak.paths) - SHOWN_PATHS} more"] if len(leak.paths) > SHOWN_PATHS else [])
-    )
-
-
-def _traceback_text(site: str | None, traceback: list[str]) -> list[str]:
-    if not traceback:
-        return ["  allocated before tracing started"]
-    return [f"  allocated at {site}", *("    " + line for line in traceback)]
-
-
-def _holder_text(root: str | None, chain: list[Node], held_by: list[str]) -> list[str]:
-    lines = []
-    if root is None:
-        top = chain[0]
-        what = "it" if len(chain) == 1 else f"the {top.type} {top.repr} holding it"
-        lines.append(f"  held by nothing visible: {what} is held from C")
-    links = [("  held by " if i == 0 else "        → ") + text for i, text in enumerate(held_by)]
-    if len(links) > 2 * SHOWN_LINKS:
-        hidden = len(links) - 2 * SHOWN_LINKS
-        links[SHOWN_LINKS:-SHOWN_LINKS] = [f"        … {hidden:,} more links …"]
-    return lines + links
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def _dot(report: LeakReport) -> str:
-    """Graphviz back-reference graphs, as objgraph draws them: each leak's
-    chain of holders, leaked objects in red and roots in green."""
-    nodes: dict[int, str] = {}
-    edges: set[str] = set()
-    for group in report.leaks:
-        for i, node in enumerate(group.chain):
-            colour = (
-                "#ff9999"
-                if i == len(group.chain) - 1
-                else "#99ee99"
-                if i == 0 and group.root
-                else "white"
-            )
-            label = f"{_dot_escape(node.type)}\\n{_dot_escape(node.repr)}"
-            nodes[node.id] = f'  o{node.id} [label="{label}", fillcolor="{colour}"];'
-        for (holder, held), text in zip(
-            zip(group.chain, group.chain[1:], strict=False), group.held_by, strict=False
-        ):
-            edges.add(f'  o{holder.id} -> o{held.id} [label="{_dot_escape(text)}"];')
-    body = "\n".join([*nodes.values(), *sorted(edges)])
-    return f"digraph leaks {{\n  node [shape=box, style=filled];\n{body}\n}}\n"
-
-
-def _dot_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _html(report: LeakReport) -> str:
-    """A self-contained page: no scripts, no external files."""
-    parts = [
-        *(("leak", _reference_text(leak)) for leak in report.reference_leaks),
-        *(("leak", _block_text(leak)) for leak in report.block_leaks),
-        *([("leak", _descriptor_text(report.descriptor_leak))] if report.descriptor_leak else []),
-        *(("leak" if g.leak else "once", _group_text(g, report.runs)) for g in report.groups),
-    ]
-    sections = "\n".join(
-        f"<section class={kind}><pre>{html.escape(chr(10).join(lines))}</pre></section>"
-        for kind, lines in parts
-    )
-    title = html.escape(_text(report).splitlines()[0])
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-pre {{ white-space: pre-wrap; }}
-section {{ border-left: 6px solid #ccc; padding: 0 1em; margin: 1em 0; }}
-section.leak {{ border-color: #d33; }}
-</style></head>
-<body><h1>{title}</h1>
-{sections or "<p>Nothing was left behind.</p>"}
-<p>{html.escape(_text(report).splitlines()[-1])}</p>
-</body></html>
-"""

@@ -1,0 +1,9 @@
+"""A report's renderers, one module per output format, each with a
+`render(report)`. They read the model in `report.py` and never change it.
+
+The modules are named after their formats; imports in them are absolute, so
+`import json` in `json.py` is the stdlib's."""
+
+from . import dot, html, json, text
+
+__all__ = ["dot", "html", "json", "text"]

@@ -1,0 +1,204 @@
+"""The report as text: what `str(report)` and a failing test show. The HTML
+page is made of its sections."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..report import BlockLeak, DescriptorLeak, LeakGroup, LeakReport, Node, ReferenceLeak
+
+# Types named in a report's one-line summary, and among the unreleased type
+# references.
+SHOWN_TYPES = 3
+# Links of a holder chain shown at each end; the middle of a longer one is cut.
+SHOWN_LINKS = 5
+# Paths of leaked file descriptors shown.
+SHOWN_PATHS = 10
+
+
+def summary(report: LeakReport) -> str:
+    by_type: dict[str, int] = {}
+    for group in report.leaks:
+        by_type[group.type] = by_type.get(group.type, 0) + group.count
+    ranked = sorted(by_type.items(), key=lambda entry: (-entry[1], entry[0]))
+    parts = [_count(count, f"{name} object") for name, count in ranked[:SHOWN_TYPES]]
+    if len(ranked) > SHOWN_TYPES:
+        parts.append(f"{_count(len(ranked) - SHOWN_TYPES, 'more type')}")
+    if len(report.reference_leaks) == 1:
+        parts.append(f"references to a {report.reference_leaks[0].type}")
+    elif report.reference_leaks:
+        kinds = sorted({leak.type for leak in report.reference_leaks})
+        shown = ", ".join(kinds[:SHOWN_TYPES]) + (", ..." if len(kinds) > SHOWN_TYPES else "")
+        parts.append(f"references to {len(report.reference_leaks)} existing objects ({shown})")
+    parts += [
+        f"{_count(sum(block.per_run), 'raw block')} at {block.site or 'an untraced site'}"
+        for block in report.block_leaks
+    ]
+    if report.descriptor_leak:
+        parts.append(_count(sum(report.descriptor_leak.per_run), "descriptor"))
+    if report.reference_leak:
+        parts.append(f"{sum(report.refcount_deltas)} references on objects that existed")
+    if not parts:
+        return "no leak"
+    return f"{', '.join(parts)} in {report.runs} runs ({report.leaked_bytes} B)"
+
+
+def render(report: LeakReport, *, one_time: bool = True) -> str:
+    count = (
+        len(report.leaks)
+        + len(report.reference_leaks)
+        + len(report.block_leaks)
+        + bool(report.descriptor_leak)
+        + report.reference_leak
+    )
+    runs = f"{_count(report.runs, 'run')} after {_count(report.warmup, 'warm-up')}"
+    if report.runs_not_needed:
+        runs += (
+            f"; it left nothing, so {_count(report.runs_not_needed, 'more run')}"
+            " could not show a leak"
+        )
+    lines = [f"check_leaks: {_count(count, 'leak')} in {report.target} ({runs})"]
+    for _, section in sections(report, one_time=one_time):
+        lines += ["", *section]
+    once = [group for group in report.groups if not group.leak]
+    if once and not one_time:
+        lines += [
+            "",
+            f"and {_count(len(once), 'one-time group')} "
+            f"({_count(sum(g.count for g in once), 'object')}, "
+            f"{sum(g.size for g in once)} B) that did not grow in every run, not shown",
+        ]
+    lines += [
+        "",
+        "per run: "
+        + ", ".join(
+            f"{label} {' '.join(f'{d:+d}' for d in deltas)}"
+            for label, deltas in (
+                ("objects", report.object_deltas),
+                ("references", report.refcount_deltas),
+                ("allocated blocks", report.block_deltas),
+                ("descriptors", report.descriptor_deltas),
+            )
+        ),
+    ]
+    if report.reference_leak:
+        lines.append(
+            "references grew in every run with no new object and no single object "
+            "to explain them: references leaked on objects that already existed "
+            "(a missing Py_DECREF?)"
+        )
+    if report.unreleased_type_refs:
+        kept = sorted(report.unreleased_type_refs, key=lambda t: (-sum(t.per_run), t.type))
+        shown = ", ".join(f"{t.type} {sum(t.per_run)}" for t in kept[:SHOWN_TYPES])
+        hidden = len(kept) - SHOWN_TYPES
+        more = f" and {_count(hidden, 'more type')}" if hidden > 0 else ""
+        lines.append(
+            f"not leaks: instances of {_count(len(kept), 'heap type')} were freed "
+            "without releasing the reference each held to its type (a missing "
+            "Py_DECREF(Py_TYPE(self)) in tp_dealloc, bpo-35810), which keeps only "
+            f"the type alive: {shown}{more}"
+        )
+    if report.recycled:
+        counts = ", ".join(f"{kind} {n}" for kind, n in report.recycled.items())
+        lines.append(
+            f"recycled during the runs, so some tracebacks may be stale: {counts} "
+            "(was a kind switched back on?)"
+        )
+    return "\n".join(lines)
+
+
+def sections(report: LeakReport, *, one_time: bool = True) -> list[tuple[bool, list[str]]]:
+    """Each leak's lines, then each group's, in the order shown; with
+    `one_time=False`, only the groups that leak. True marks a leak."""
+    return [
+        *((True, _reference(leak)) for leak in report.reference_leaks),
+        *((True, _block(leak)) for leak in report.block_leaks),
+        *([(True, _descriptor(report.descriptor_leak))] if report.descriptor_leak else []),
+        *((g.leak, _group(g, report.runs)) for g in report.groups if one_time or g.leak),
+    ]
+
+
+def _group(group: LeakGroup, runs: int) -> list[str]:
+    kind = "LEAK" if group.leak else "one-time"
+    pattern = (
+        "one per run"
+        if group.per_run == [1] * runs
+        else "per run: " + " ".join(map(str, group.per_run))
+    )
+    lines = [f"{kind}: {_count(group.count, group.type + ' object')}, {group.size} B ({pattern})"]
+    lines += _traceback(group.site, group.traceback)
+    lines.append(f"  e.g. {group.example}")
+    lines += _holders(group.root, group.chain, group.held_by)
+    if group.unaccounted_references:
+        lines.append(
+            f"  {_count(group.unaccounted_references, 'reference')} nothing accounts for: "
+            "probable refcount leak in C (a missing Py_DECREF)"
+            + (
+                ", or a reference no traversal reports (a missing Py_VISIT)"
+                if group.has_traverse
+                else ""
+            )
+        )
+    return lines
+
+
+def _reference(leak: ReferenceLeak) -> list[str]:
+    rises = " ".join(f"+{n}" for n in leak.per_run)
+    lines = [
+        f"LEAK: references to an existing {leak.type} object ({rises} per run)",
+        f"  the object: {leak.example}",
+    ]
+    lines += _holders(leak.root, leak.chain, leak.held_by)
+    if leak.explained:
+        lines.append(
+            f"  {_count(leak.explained, 'reference')} of them from objects the runs left alive"
+        )
+    if leak.unaccounted_references:
+        lines.append(
+            f"  {_count(leak.unaccounted_references, 'reference')} to it nothing accounts for: "
+            "a missing Py_DECREF in C (or a reference no tp_traverse reports)"
+        )
+    else:
+        lines.append("  every reference to it is visible: a container keeps adding it")
+    return lines
+
+
+def _block(leak: BlockLeak) -> list[str]:
+    blocks = " ".join(f"+{n}" for n in leak.per_run)
+    size = " ".join(f"+{n}" for n in leak.bytes_per_run)
+    lines = [f"LEAK: raw memory, {blocks} blocks ({size} B) per run, in no object"]
+    return lines + _traceback(leak.site, leak.traceback)
+
+
+def _descriptor(leak: DescriptorLeak) -> list[str]:
+    opened = " ".join(f"+{n}" for n in leak.per_run)
+    lines = [f"LEAK: file descriptors, {opened} per run, never closed"]
+    return (
+        lines
+        + [f"  open: {path}" for path in leak.paths[:SHOWN_PATHS]]
+        + ([f"  … {len(leak.paths) - SHOWN_PATHS} more"] if len(leak.paths) > SHOWN_PATHS else [])
+    )
+
+
+def _traceback(site: str | None, traceback: list[str]) -> list[str]:
+    if not traceback:
+        return ["  allocated before tracing started"]
+    return [f"  allocated at {site}", *("    " + line for line in traceback)]
+
+
+def _holders(root: str | None, chain: list[Node], held_by: list[str]) -> list[str]:
+    lines = []
+    if root is None:
+        top = chain[0]
+        what = "it" if len(chain) == 1 else f"the {top.type} {top.repr} holding it"
+        lines.append(f"  held by nothing visible: {what} is held from C")
+    links = [("  held by " if i == 0 else "        → ") + text for i, text in enumerate(held_by)]
+    if len(links) > 2 * SHOWN_LINKS:
+        hidden = len(links) - 2 * SHOWN_LINKS
+        links[SHOWN_LINKS:-SHOWN_LINKS] = [f"        … {hidden:,} more links …"]
+    return lines + links
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
