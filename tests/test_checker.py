@@ -683,6 +683,16 @@ def test_outputs():
     assert str(raised.value) == text
 
 
+def test_html_page_is_its_template_filled_with_escaped_text():
+    target = "<a> & $title ${sections}"
+    page = check_leaks.LeakReport.level(target=target, warmup=2, runs=3, of=3).to_html()
+    # A `$` in the report is text, not one of the template's placeholders.
+    title = f"check_leaks: 0 leaks in {html.escape(target)} (3 runs after 2 warm-ups)"
+    assert f"<title>{title}</title>" in page and f"<h1>{title}</h1>" in page
+    assert "<p>Nothing was left behind.</p>" in page
+    assert "<p>per run: objects +0 +0 +0, references +0 +0 +0," in page
+
+
 KEPT = []
 
 

@@ -1,9 +1,12 @@
 """The report as a self-contained HTML page: no scripts, no external files.
-Each section is the text report's, escaped."""
+The page is `templates/report.html`; each section is the text report's,
+escaped."""
 
 from __future__ import annotations
 
+import string
 from html import escape
+from importlib import resources
 from typing import TYPE_CHECKING
 
 from . import text
@@ -15,20 +18,14 @@ if TYPE_CHECKING:
 def render(report: LeakReport) -> str:
     sections = "\n".join(_section(leak, lines) for leak, lines in text.sections(report))
     lines = text.render(report).splitlines()
-    title = escape(lines[0])
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-pre {{ white-space: pre-wrap; }}
-section {{ border-left: 6px solid #ccc; padding: 0 1em; margin: 1em 0; }}
-section.leak {{ border-color: #d33; }}
-</style></head>
-<body><h1>{title}</h1>
-{sections or "<p>Nothing was left behind.</p>"}
-<p>{escape(lines[-1])}</p>
-</body></html>
-"""
+    # Read on each call, not at import: reports are rare, imports are not.
+    page = resources.files(__package__).joinpath("templates", "report.html")
+    # substitute() never looks for placeholders in the values it puts in.
+    return string.Template(page.read_text(encoding="utf-8")).substitute(
+        title=escape(lines[0]),
+        sections=sections or "<p>Nothing was left behind.</p>",
+        footer=escape(lines[-1]),
+    )
 
 
 def _section(leak: bool, lines: list[str]) -> str:
