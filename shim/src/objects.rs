@@ -271,3 +271,158 @@ pub fn for_each_root<F: FnMut(usize, &str)>(_py: Python<'_>, mut visit: F) {
         bindings::PyUnstable_VisitInterpreterRoots(Some(trampoline::<F>), arg.cast());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` attached to the interpreter the tests link against (the
+    /// one `PYO3_PYTHON` names), started by the first test that needs it.
+    fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+        Python::initialize();
+        Python::attach(f)
+    }
+
+    /// The namespace that `code` leaves.
+    fn run<'py>(py: Python<'py>, code: &CStr) -> PyResult<Bound<'py, PyDict>> {
+        let namespace = PyDict::new(py);
+        py.run(code, Some(&namespace), None)?;
+        Ok(namespace)
+    }
+
+    fn get<'py>(namespace: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyAny> {
+        namespace.get_item(name).unwrap().unwrap()
+    }
+
+    fn id(object: &Bound<'_, PyAny>) -> usize {
+        object.as_ptr() as usize
+    }
+
+    /// What `for_each_referent` reports for `object`, sorted.
+    fn referents(object: &Bound<'_, PyAny>) -> Vec<usize> {
+        let mut found = Vec::new();
+        for_each_referent(object.as_borrowed(), |referent| found.push(referent));
+        found.sort_unstable();
+        found
+    }
+
+    /// The keys and values of `dict`, sorted, each once.
+    fn keys_and_values(dict: &Bound<'_, PyAny>) -> Vec<usize> {
+        let mut ids = Vec::new();
+        for (key, value) in dict.cast::<PyDict>().unwrap() {
+            ids.extend([id(&key), id(&value)]);
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn a_dict_reports_each_key_and_value_once() -> PyResult<()> {
+        with_python(|py| {
+            // 3.13's dict_traverse skips the keys of a table of str keys.
+            let namespace = run(
+                py,
+                c"str_keys = {'check_leaks_a': object(), 'check_leaks_b': []}
+mixed_keys = {'check_leaks_c': object(), 1000: [], (1, 2): 3.5}",
+            )?;
+            for name in ["str_keys", "mixed_keys"] {
+                let dict = get(&namespace, name);
+                assert_eq!(referents(&dict), keys_and_values(&dict), "{name}");
+            }
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn an_instance_reports_its_class_once() -> PyResult<()> {
+        with_python(|py| {
+            let namespace = run(py, c"class C: pass\nc = C()")?;
+            let (class, instance) = (get(&namespace, "C"), get(&namespace, "c"));
+            let found = referents(&instance);
+            assert_eq!(found.iter().filter(|&&r| r == id(&class)).count(), 1);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_bounded_lru_cache_reports_each_entry() -> PyResult<()> {
+        with_python(|py| {
+            let namespace = run(
+                py,
+                c"import functools
+def f(x): return [x]
+bounded = functools.lru_cache(maxsize=8)(f)
+unbounded = functools.lru_cache(maxsize=None)(f)
+for cached in bounded, unbounded:
+    cached(1); cached(2); cached(1)",
+            )?;
+            let entries = |name| {
+                let cache = get(&namespace, name);
+                let mut entries = Vec::new();
+                for_each_referent(cache.as_borrowed(), |referent| {
+                    // SAFETY: the cache holds what it references, and a
+                    // type's name lives as long as the type.
+                    let kind = unsafe { CStr::from_ptr((*ffi::Py_TYPE(referent as _)).tp_name) };
+                    if kind == c"functools._lru_list_elem" {
+                        entries.push(referent);
+                    }
+                });
+                entries.sort_unstable();
+                entries.dedup();
+                entries.len()
+            };
+            assert_eq!(entries("bounded"), 2);
+            assert_eq!(entries("unbounded"), 0);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_code_object_reports_its_constants_and_names() -> PyResult<()> {
+        with_python(|py| {
+            let namespace = run(
+                py,
+                c"code = compile('check_leaks_name = (\"a\", 1.5)', '<test>', 'exec')",
+            )?;
+            let code = get(&namespace, "code");
+            let found = referents(&code);
+            for attribute in ["co_consts", "co_names", "co_filename"] {
+                let held = code.getattr(attribute)?;
+                assert!(found.contains(&id(&held)), "{attribute} not reported");
+            }
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn null_slot_finds_the_first_empty_slot() -> PyResult<()> {
+        with_python(|py| {
+            // SAFETY: a new tuple of three NULL slots, of which the first is
+            // given a new reference: one that C code leaked half filled. A
+            // tuple with NULL slots may be traversed and freed.
+            let tuple = unsafe {
+                let tuple = ffi::PyTuple_New(3);
+                ffi::PyTuple_SET_ITEM(tuple, 0, ffi::PyLong_FromLong(7));
+                Bound::from_owned_ptr(py, tuple)
+            };
+            assert_eq!(null_slot(&tuple), Some(1));
+            // SAFETY: likewise, a new list of two NULL slots.
+            let list = unsafe { Bound::from_owned_ptr(py, ffi::PyList_New(2)) };
+            assert_eq!(null_slot(&list), Some(0));
+            assert_eq!(null_slot(PyTuple::new(py, [1, 2])?.as_any()), None);
+            assert_eq!(null_slot(PyList::empty(py).as_any()), None);
+            assert_eq!(null_slot(PyDict::new(py).as_any()), None);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn immortal_objects_have_no_refcount() {
+        with_python(|py| {
+            let none = py.None().into_bound(py);
+            assert_eq!(refcount(none.as_borrowed()), None);
+            let list = PyList::empty(py).into_any();
+            assert_eq!(refcount(list.as_borrowed()), Some(1));
+        });
+    }
+}
