@@ -1,7 +1,9 @@
 //! The freelist kinds, safe wrappers over the C API, and the functions that
 //! inspect and switch single kinds.
 
+use std::ffi::CStr;
 use std::os::raw::{c_int, c_uint};
+use std::sync::OnceLock;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -9,30 +11,34 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::bindings as ffi;
 
-/// Every kind by its Python name, in the header's bit order.
-const KINDS: [(&str, c_uint); 14] = [
-    ("float", ffi::PyFreeList_FLOAT),
-    ("tuple", ffi::PyFreeList_TUPLE),
-    ("list", ffi::PyFreeList_LIST),
-    ("dict", ffi::PyFreeList_DICT),
-    ("dict_keys", ffi::PyFreeList_DICT_KEYS),
-    ("slice", ffi::PyFreeList_SLICE),
-    ("context", ffi::PyFreeList_CONTEXT),
-    ("async_gen_value", ffi::PyFreeList_ASYNC_GEN_VALUE),
-    ("async_gen_asend", ffi::PyFreeList_ASYNC_GEN_ASEND),
-    ("object_stack_chunk", ffi::PyFreeList_OBJECT_STACK_CHUNK),
-    ("float_operand", ffi::PyFreeList_FLOAT_OPERAND),
-    ("result_tuple", ffi::PyFreeList_RESULT_TUPLE),
-    ("future_iter", ffi::PyFreeList_FUTURE_ITER),
-    ("deque_block", ffi::PyFreeList_DEQUE_BLOCK),
-];
-
 /// The mask of every kind.
 pub const ALL: c_uint = ffi::PyFreeList_ALL;
 
+/// Every kind by its Python name (its C name, lower-cased) with its bit, in
+/// bit order: read from the C table, so a new kind needs no change here.
+fn kinds() -> &'static [(String, c_uint)] {
+    static KINDS: OnceLock<Vec<(String, c_uint)>> = OnceLock::new();
+    KINDS.get_or_init(|| {
+        // The header asserts the bits run from 0 with no gap.
+        (0..c_uint::BITS)
+            .map(|bit| 1 << bit)
+            .take_while(|kind| kind & ALL != 0)
+            .map(|kind| {
+                // SAFETY: needs no thread state; returns NULL or a static,
+                // NUL-terminated C string.
+                let name = unsafe { ffi::PyFreeList_GetName(kind) };
+                assert!(!name.is_null(), "freelist kind {kind:#x} has no name");
+                // SAFETY: checked non-NULL above; static for the process.
+                let name = unsafe { CStr::from_ptr(name) };
+                (name.to_string_lossy().to_ascii_lowercase(), kind)
+            })
+            .collect()
+    })
+}
+
 /// The kind names as the tuple exported as `KINDS`.
 pub fn kind_names(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
-    PyTuple::new(py, KINDS.map(|(name, _)| name))
+    PyTuple::new(py, kinds().iter().map(|(name, _)| name))
 }
 
 /// The mask named by `kind`: one kind, or `"all"`.
@@ -40,12 +46,13 @@ fn mask_of(kind: &str) -> PyResult<c_uint> {
     if kind == "all" {
         return Ok(ALL);
     }
-    KINDS
+    kinds()
         .iter()
-        .find(|(name, _)| *name == kind)
+        .find(|(name, _)| name == kind)
         .map(|&(_, bit)| bit)
         .ok_or_else(|| {
-            let names = KINDS.map(|(name, _)| name).join(", ");
+            let names = kinds().iter().map(|(name, _)| name.as_str());
+            let names = names.collect::<Vec<_>>().join(", ");
             PyValueError::new_err(format!(
                 "unknown freelist kind '{kind}'; expected one of: all, {names}"
             ))
@@ -55,7 +62,8 @@ fn mask_of(kind: &str) -> PyResult<c_uint> {
 /// Switches the kinds in `mask` on or off; returns the mask of kinds that
 /// were off before.
 pub fn set_enabled(py: Python<'_>, mask: c_uint, enabled: bool) -> PyResult<c_uint> {
-    // SAFETY: the `Python` token proves this thread holds the GIL.
+    // SAFETY: the `Python` token proves this thread has an attached thread
+    // state, which the header asks for.
     let previous = unsafe { ffi::PyFreeList_SetEnabled(mask, c_int::from(enabled)) };
     // Negative only on failure, with the ValueError set.
     c_uint::try_from(previous).map_err(|_| PyErr::fetch(py))
@@ -70,7 +78,8 @@ pub fn set_disabled(py: Python<'_>, disabled: c_uint) -> PyResult<()> {
 
 fn info(py: Python<'_>, kind: c_uint) -> PyResult<ffi::PyFreeListInfo> {
     let mut info = ffi::PyFreeListInfo::default();
-    // SAFETY: GIL held (token), and `info` is a valid place to write.
+    // SAFETY: attached thread state (token), and `info` is a valid place
+    // to write.
     match unsafe { ffi::PyFreeList_GetInfo(kind, &mut info) } {
         0 => Ok(info),
         _ => Err(PyErr::fetch(py)),
@@ -128,10 +137,10 @@ impl FreeList {
 #[pyfunction]
 pub fn freelists(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let dict = PyDict::new(py);
-    for (kind, bit) in KINDS {
-        let info = info(py, bit)?;
+    for (kind, bit) in kinds() {
+        let info = info(py, *bit)?;
         let freelist = FreeList {
-            kind,
+            kind: kind.as_str(),
             enabled: info.enabled != 0,
             length: info.length,
             capacity: info.capacity,
