@@ -246,9 +246,6 @@ class Heap:
 
     # From here on, `object` in this class is the method above.
 
-    def referrers(self, obj: builtins.object) -> list[builtins.object]:
-        """The distinct objects that reference `obj` directly."""
-
     def referrer_ids(self, id: int) -> list[int]:
         """The ids of the objects that reference the object `id`, once per
         reference."""
