@@ -1,5 +1,5 @@
 """Per-test outcomes from regrtest's `--junit-xml` file, for
-`cargo xtask test --cpython-suite` to compare between interpreters.
+`cargo xtask cpython-suite` to compare between interpreters.
 
 Usage: outcomes.py JUNIT_XML TEST_MODULE...
 

@@ -2,7 +2,7 @@
 so that CPython's own tests run while the lists are drained and refilled under
 them.
 
-`cargo xtask test --cpython-suite` puts this directory on PYTHONPATH, which
+`cargo xtask cpython-suite` puts this directory on PYTHONPATH, which
 regrtest hands on to its worker processes, so `site` imports this module in
 each of them. It loads the shim's extension module alone, without the
 check_leaks package, so the tests see no more imported modules than on a
