@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The maturin the shim is built with, pinned.
-const REQUIREMENTS: &str = "xtask/src/shim-build-requirements.txt";
+const REQUIREMENTS: &str = "shim/build-requirements.txt";
 
 const STAMP: &str = "check-leaks-shim-stamp";
 
