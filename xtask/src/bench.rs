@@ -23,7 +23,6 @@ use crate::{build_python, flags, flavor::Flavor, paths, phase, pip};
 const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
 const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
 const PYTEST_SUITE: &str = "tests/bench/pytest_suite.py";
-const TEST_REQUIREMENTS: &str = "tests/requirements.txt";
 /// Heap sizes the pytest suite runs on.
 const SUITE_HEAPS: [u32; 2] = [200_000, 1_000_000];
 
@@ -61,7 +60,7 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
     let root = paths::project_root();
     // The suite benchmark runs pytest.
     phase::loud("bench requirements", || {
-        pip::install_requirements(&sh, &debug_install, &[root.join(TEST_REQUIREMENTS)])
+        pip::install_requirements(&sh, &debug_install, &[root.join(pip::TEST_REQUIREMENTS)])
     })?;
     let (hot_paths, big_heap) = (root.join(HOT_PATHS), root.join(BIG_HEAP));
     let pytest_suite = root.join(PYTEST_SUITE);

@@ -35,6 +35,8 @@ pub enum Task {
     /// collection, and off under `-R 3:3`, must give every test case the
     /// outcome it has on the vanilla build, and leak nothing.
     CpythonSuite(CpythonSuite),
+    /// Run the lint gates: rustfmt, clippy, `mypy --strict` and ruff.
+    Lint,
     /// Time the freelist hot paths: vanilla vs patched vs precise mode.
     Bench(Bench),
     /// Create a venv of the toolkit interpreter with check_leaks installed.

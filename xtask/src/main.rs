@@ -10,6 +10,7 @@ mod flags;
 mod flavor;
 mod interpreter;
 mod key;
+mod lint;
 mod patch;
 mod paths;
 mod phase;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         flags::Task::Python(flags) => python::run(&flags),
         flags::Task::Test(flags) => test::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::CpythonSuite(flags) => cpython_suite::run(&flags).map(|()| ExitCode::SUCCESS),
+        flags::Task::Lint => lint::run().map(|()| ExitCode::SUCCESS),
         flags::Task::Bench(flags) => bench::run(&flags).map(|()| ExitCode::SUCCESS),
         flags::Task::Venv(flags) => venv::run(&flags).map(|()| ExitCode::SUCCESS),
     };

@@ -14,7 +14,16 @@ use crate::{
     paths,
 };
 
+/// Which requirements files were installed into an interpreter last.
 const REQUIREMENTS_STAMP: &str = "check-leaks-test-reqs-stamp";
+
+/// Requirements files, relative to the project root; each says who installs
+/// it and what each pin is for.
+pub const BUILD_REQUIREMENTS: &str = "shim/build-requirements.txt";
+pub const TEST_REQUIREMENTS: &str = "tests/requirements.txt";
+pub const STUBTEST_REQUIREMENTS: &str = "tests/stubtest-requirements.txt";
+pub const WHEEL_REQUIREMENTS: &str = "tests/wheel-requirements.txt";
+pub const LINT_REQUIREMENTS: &str = "ci/lint-requirements.txt";
 
 /// `python -m pip install ARGS...`, without pip's look for a newer pip or
 /// its warning about running as root.

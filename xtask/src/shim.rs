@@ -15,17 +15,16 @@ use crate::{
     paths, pip,
 };
 
-/// The maturin the shim is built with, pinned.
-const REQUIREMENTS: &str = "shim/build-requirements.txt";
-
 const STAMP: &str = "check-leaks-shim-stamp";
 
 /// Depends on the interpreter, so a rebuilt CPython always gets a fresh shim.
 fn key(interpreter_key: &str) -> Result<String> {
     let root = paths::project_root();
     let mut key = Key::default();
-    key.field("interpreter", interpreter_key)
-        .field("maturin", pip::pinned_version(REQUIREMENTS, "maturin")?);
+    key.field("interpreter", interpreter_key).field(
+        "maturin",
+        pip::pinned_version(pip::BUILD_REQUIREMENTS, "maturin")?,
+    );
     for file in ["Cargo.lock", "Cargo.toml"] {
         // Cargo.lock may not exist before the first build.
         key.field(file, fs::read(root.join(file)).unwrap_or_default());
@@ -72,10 +71,10 @@ pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) 
         .ignore_stderr()
         .read()
         .unwrap_or_default();
-    let pinned = pip::pinned_version(REQUIREMENTS, "maturin")?;
+    let pinned = pip::pinned_version(pip::BUILD_REQUIREMENTS, "maturin")?;
     if version.trim() != format!("maturin {pinned}") {
         pip::install(sh, &python, ["-r"])
-            .arg(root.join(REQUIREMENTS))
+            .arg(root.join(pip::BUILD_REQUIREMENTS))
             .run()
             .context("installing maturin")?;
     }

@@ -26,13 +26,13 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     let mut requirements = vec![flags
         .requirements
         .clone()
-        .unwrap_or_else(|| root.join("tests/requirements.txt"))];
+        .unwrap_or_else(|| root.join(pip::TEST_REQUIREMENTS))];
     if stubtest {
-        requirements.push(root.join("tests/stubtest-requirements.txt"));
+        requirements.push(root.join(pip::STUBTEST_REQUIREMENTS));
     }
     // Only the trace-refs flavours run the leak checker, whose verdicts they test.
     if matches!(flags.flavor, Flavor::Debug | Flavor::Trace) {
-        requirements.push(root.join("tests/wheel-requirements.txt"));
+        requirements.push(root.join(pip::WHEEL_REQUIREMENTS));
     }
     phase::loud("test requirements", || {
         pip::install_requirements(&sh, &patched, &requirements)
