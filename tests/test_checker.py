@@ -735,6 +735,23 @@ def test_watch_reports_what_a_block_left_behind():
         leaky_code.global_cache()
     group = only_group(watched.report, "dict", "global_cache")
     assert group.per_run == [1] and group.held_by[0] == "global `REGISTRY` of module `leaky_code`"
+    # The dict the block kept, and nothing of the checker's own.
+    report = watched.report
+    assert report is not None and report.leaks == [group], str(report)
+    assert not report.reference_leaks and not report.block_leaks, str(report)
+
+
+def test_watch_of_a_block_that_keeps_nothing_is_clean():
+    leaky_code.clean_work()  # fills its one-time cache
+    # Twice: the first window in a process is the one that meets first-time
+    # allocations of the checker's own.
+    for _ in range(2):
+        with check_leaks.watch() as watched:
+            leaky_code.clean_work()
+        assert watched.report is not None and not watched.report, str(watched.report)
+    with pytest.raises(RuntimeError, match=r"^a check_leaks.watch\(\) window is used once"):
+        with watched:
+            pass
 
 
 def test_check_restores_precise_mode_and_tracemalloc():

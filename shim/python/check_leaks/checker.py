@@ -14,9 +14,10 @@ import functools
 import gc
 import sys
 import tracemalloc
+import types
 from collections.abc import Callable, Collection, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, overload
 
 from . import _shim
 from .report import HARNESS, LeakReport, build_report, gather
@@ -66,6 +67,8 @@ def check(
                 # Only what the measured runs make needs a traceback: the
                 # warm-ups run untraced, several times faster.
                 window.enter_context(_tracing())
+                # Garbage made while tracing starts is not the runs'.
+                _collect()
             snapshots.record()
             return True
 
@@ -178,27 +181,49 @@ class watch:
         self._ignore = ignore
         self._snapshots = _snapshots()
         self._hits: dict[str, int] = {}
+        self._state: Literal["new", "open", "closed"] = "new"
         self._window = contextlib.ExitStack()
         self.report = None
 
-    def __enter__(self) -> Self:
-        self._window.enter_context(_precise_window())
-        _collect()
-        self._hits = _hits()
-        self._snapshots.record()
-        return self
+    @overload
+    def _edge(self) -> Self: ...
 
-    def __exit__(
+    @overload
+    def _edge(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        with self._window:
-            if exc_type is not None:
-                return
+    ) -> None: ...
+
+    def _edge(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> Self | None:
+        # One function for both edges of the block: the frame that runs it is
+        # alive at both records, holding its code and function, so the
+        # checker's own frame adds no reference between them (an __exit__
+        # apart from __enter__ did, to both). Nothing that outlives a
+        # statement is made before the second record.
+        if self._state == "closed":
+            raise RuntimeError("a check_leaks.watch() window is used once; make a new one")
+        if self._state == "new":
+            self._state = "open"
+            self._window.enter_context(_precise_window())
+            _collect()
+            self._hits = _hits()
+            self._snapshots.record()
+            return self
+        self._state = "closed"
+        if exc_type is None:
             _collect()
             self._snapshots.record()
+        # Closes precise mode and tracing, which stay on from the first edge.
+        with self._window:
+            if exc_type is not None:
+                return None
             recycled = _recycled_since(self._hits)
             evidence = gather(self._snapshots)
         self.report = build_report(
@@ -208,6 +233,9 @@ class watch:
             ignore=self._ignore,
             recycled=recycled,
         )
+        return None
+
+    __enter__ = __exit__ = _edge
 
 
 @contextlib.contextmanager
@@ -223,11 +251,25 @@ def _tracing() -> Iterator[None]:
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start(TRACEBACK_FRAMES)
+    _meet_every_file_name()
     try:
         yield
     finally:
         if started:
             tracemalloc.stop()
+
+
+def _meet_every_file_name() -> None:
+    """tracemalloc keeps a reference to each code file name it meets in a
+    traceback, from then until it stops. Met first during a run, that
+    reference looked like one the run leaked on the name. So each file name
+    of live code is met now, before the first record: an allocation is made
+    in code given that name."""
+    allocate = compile("object()", "", "eval")
+    # Typeshed leaves out sys.getobjects(limit, type), a trace-refs build's.
+    codes: list[types.CodeType] = sys.getobjects(0, types.CodeType)  # type: ignore[attr-defined]
+    for name in {code.co_filename for code in codes}:
+        eval(allocate.replace(co_filename=name))
 
 
 def _snapshots() -> _shim.Snapshots:
