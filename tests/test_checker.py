@@ -17,7 +17,7 @@ import tracemalloc
 import check_leaks
 import leaky_code
 import pytest
-from check_leaks import checker
+from check_leaks import _shim, checker
 from flavors import needs_pydebug, needs_trace_refs
 
 pytestmark = needs_trace_refs
@@ -39,9 +39,11 @@ def both_passes(request, monkeypatch):
         with monkeypatch.context() as forced:
             forced.setattr(checker, "_level", lambda *_, **__: None)
             report = real_check(func, *args, warmup=warmup, repeat=repeat, **kwargs)
-        kwargs.pop("ignore", None)
+        for option in ("ignore", "max_runs", "time_multiple", "time_allowance"):
+            kwargs.pop(option, None)
         call = functools.partial(func, *args, **kwargs)
-        level = checker._level(call, warmup=warmup, repeat=repeat) is not None
+        stopwatch = _shim.Stopwatch(checker.TIME_MULTIPLE, checker.TIME_ALLOWANCE)
+        level = checker._level(call, stopwatch, warmup=warmup, repeat=repeat) is not None
         assert not (report and level), f"the cheap pass missed:\n{report}"
         return report
 
@@ -145,7 +147,8 @@ def test_clean_code_is_told_by_counters_alone(monkeypatch):
 @pytest.mark.as_is
 def test_only_the_measured_runs_of_the_full_check_are_traced():
     """Tracebacks are needed only for what the measured runs make: the cheap
-    pass and the full check's warm-ups run without tracemalloc."""
+    pass, the full check's warm-ups and the runs that confirm growth run
+    without tracemalloc."""
     traced = []
 
     def leaks():
@@ -153,8 +156,10 @@ def test_only_the_measured_runs_of_the_full_check_are_traced():
         leaky_code.global_cache()
 
     assert check_leaks.check(leaks, warmup=2, repeat=REPEAT)
-    cheap, full = traced[: 2 + REPEAT], traced[2 + REPEAT :]
+    cheap, full = traced[: 2 + REPEAT], traced[2 + REPEAT : 2 * (2 + REPEAT)]
+    confirm = traced[2 * (2 + REPEAT) :]
     assert not any(cheap) and full == [False, False] + [True] * REPEAT, traced
+    assert len(confirm) == checker.MAX_RUNS - REPEAT and not any(confirm)
 
 
 @pytest.mark.as_is
@@ -409,12 +414,15 @@ def test_blocks_of_a_leaked_object_are_not_a_raw_leak():
         entry["key"] = "value"  # a keys table, allocated at another line
         REGISTRY.append(entry)
 
-    calls = []
-    report = check_leaks.check(lambda: (calls.append(1), keeps_growing_dicts()), repeat=REPEAT)
+    traced = []
+    report = check_leaks.check(
+        lambda: (traced.append(tracemalloc.is_tracing()), keeps_growing_dicts()), repeat=REPEAT
+    )
     assert report.block_leaks == [] and len(report.leaks) == 1, str(report)
-    # The blocks are the leaked dicts', so no confirming run was needed:
-    # the cheap pass's runs and the traced pass's, no more.
-    assert len(calls) == 2 * (checker.WARMUP + REPEAT), len(calls)
+    # The blocks are the leaked dicts', so none was a candidate: the runs
+    # that confirm the dicts' growth were not traced, as blocks would need.
+    confirm = traced[2 * (checker.WARMUP + REPEAT) :]
+    assert confirm and not any(confirm), traced
 
 
 REGISTRY = []
@@ -455,7 +463,8 @@ def test_holder_chain_at_any_depth():
     # The example is the member closest to the global: the first measured
     # run's link, after the chain's 20,000 and the two warm-ups'.
     assert len(group.held_by) == 1 + 20_000 + 2
-    assert "more links …" in str(report)
+    # The same link, over and over, reads as one line.
+    assert "        → 20,002 × attribute `next` of a `leaky_code.Link` instance" in str(report)
 
 
 @pytest.mark.parametrize(
@@ -569,10 +578,14 @@ NUMBERS = itertools.count(10**6)
 
 def test_lru_cache_entries_are_accounted_for():
     report = check_leaks.check(lambda: cached(next(NUMBERS)), repeat=REPEAT)
-    assert {g.type for g in report.leaks} == {"list", "int", "functools._lru_list_elem"}
-    for group in report.leaks:
+    assert {g.type for g in report.groups} == {"list", "int", "functools._lru_list_elem"}
+    for group in report.groups:
         assert group.unaccounted_references == 0 and not group.held_from_c, group
         assert group.held_by[0] == "global `cached` of module `test_checker`"
+        # It holds 1,000 at most.
+        assert group.growth.startswith("fills a bounded cache: `test_checker.cached`")
+        assert group.growth.endswith(" of 1000)") and not group.leak
+    assert not report
 
 
 def test_census_lists_a_reference_leaked_in_c(leakext):
@@ -664,7 +677,8 @@ def test_outputs():
     report = check_leaks.check(leaky_code.global_cache, repeat=REPEAT)
     text = str(report)
     assert text.startswith(
-        "check_leaks: 1 leak in leaky_code.global_cache (3 runs after 2 warm-ups)"
+        "check_leaks: 1 leak in leaky_code.global_cache (3 runs after 2 warm-ups, "
+        f"then {checker.MAX_RUNS - REPEAT} runs to see what went on growing)"
     )
     assert f"allocated at {leaky_code.__file__}:{leaky_code.line_of('global_cache')}" in text
     assert (

@@ -6,10 +6,12 @@ use pyo3::prelude::*;
 
 mod bindings;
 mod freelist;
+mod growth;
 mod heap;
 mod objects;
 mod precise;
 mod snapshot;
+mod stopwatch;
 mod tally;
 
 /// Native core of check_leaks: switch CPython's freelists on and off, and
@@ -24,6 +26,8 @@ fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(precise::precise_tracebacks, m)?)?;
     m.add_class::<snapshot::Snapshots>()?;
     m.add_class::<tally::Tally>()?;
+    m.add_class::<growth::Probe>()?;
+    m.add_class::<stopwatch::Stopwatch>()?;
     m.add_class::<heap::Heap>()?;
     m.add_function(wrap_pyfunction!(objects::null_slot, m)?)?;
     Ok(())

@@ -61,9 +61,6 @@ pub struct Snapshots {
     harness: Vec<String>,
     records: Vec<Record>,
     growing: Vec<Growing>,
-    /// tracemalloc's live blocks after `confirm_traces`'s extra runs, and
-    /// how many there were.
-    confirmed: Option<(isize, Traces)>,
 }
 
 #[pymethods]
@@ -77,7 +74,6 @@ impl Snapshots {
             harness,
             records: Vec::new(),
             growing: Vec::new(),
-            confirmed: None,
         })
     }
 
@@ -180,18 +176,21 @@ impl Snapshots {
         found
     }
 
-    /// Count tracemalloc's blocks again after `runs` more runs past the last
-    /// record: from then on, a group grows in every run only if it grew by
-    /// at least `runs` more blocks meanwhile.
-    fn confirm_traces(&mut self, py: Python<'_>, runs: isize) -> PyResult<()> {
-        self.confirmed = Some((runs, self.traces(py)?));
-        Ok(())
+    /// tracemalloc's live blocks now with each of `keys` (from
+    /// `growing_traces`): what a confirmation follows, run after run.
+    fn trace_counts(&self, py: Python<'_>, keys: Vec<u64>) -> PyResult<Vec<isize>> {
+        let traces = self.traces(py)?;
+        Ok(keys
+            .iter()
+            .map(|key| traces.get(key).map_or(0, |entry| entry.0))
+            .collect())
     }
 
     /// tracemalloc's blocks whose count rose in every run, grouped by
-    /// traceback key, as (key, per-run blocks, per-run bytes).
+    /// traceback key, as (key, per-run blocks, per-run bytes): candidates
+    /// for `trace_counts` to follow.
     fn growing_traces(&self) -> Vec<(u64, Vec<isize>, Vec<isize>)> {
-        growing_traces(&self.records, self.confirmed.as_ref())
+        growing_traces(&self.records)
     }
 
     /// For each of `keys`, one traceback of a live traced block with that
@@ -312,12 +311,8 @@ fn track_growth(growing: &mut Vec<Growing>, first: bool, seen: Vec<(u64, usize, 
     });
 }
 
-/// `Snapshots::growing_traces` of `records`, with the traces that
-/// `confirm_traces` counted, if it ran.
-fn growing_traces(
-    records: &[Record],
-    confirmed: Option<&(isize, Traces)>,
-) -> Vec<(u64, Vec<isize>, Vec<isize>)> {
+/// `Snapshots::growing_traces` of `records`.
+fn growing_traces(records: &[Record]) -> Vec<(u64, Vec<isize>, Vec<isize>)> {
     let Some(last) = records.last() else {
         return Vec::new();
     };
@@ -333,11 +328,10 @@ fn growing_traces(
                     (after.0 - before.0, after.1 - before.1)
                 })
                 .unzip();
-            let confirmed = confirmed.is_none_or(|(runs, traces)| {
-                let now = traces.get(&hash).map_or(0, |entry| entry.0);
-                now - of(last).0 >= *runs
-            });
-            (confirmed && blocks.iter().all(|&d| d > 0)).then_some((hash, blocks, bytes))
+            blocks
+                .iter()
+                .all(|&d| d > 0)
+                .then_some((hash, blocks, bytes))
         })
         .collect();
     grown.sort_unstable();
@@ -540,29 +534,14 @@ mod tests {
         // 2 shrank in bytes but not in blocks; 3 did not grow in the last
         // run and is gone; 4 was made in the first run; 1 only in the last.
         assert_eq!(
-            growing_traces(&records, None),
+            growing_traces(&records),
             [
                 (2, vec![1, 1], vec![10, -5]),
                 (4, vec![1, 1], vec![8, 8]),
                 (5, vec![1, 2], vec![20, 10]),
             ]
         );
-        assert!(growing_traces(&[], None).is_empty());
-    }
-
-    #[test]
-    fn confirmed_traces_grew_by_a_block_a_run_meanwhile() {
-        let records = [
-            with_traces(&[(1, (1, 8)), (2, (1, 8)), (3, (1, 8))]),
-            with_traces(&[(1, (2, 16)), (2, (2, 16)), (3, (2, 16))]),
-        ];
-        // After 3 more runs: 1 grew by 3 blocks, 2 by only 2, 3 is gone.
-        let confirmed = (3, [(1, (5, 40)), (2, (4, 32))].into_iter().collect());
-        let grown: Vec<u64> = growing_traces(&records, Some(&confirmed))
-            .into_iter()
-            .map(|(key, _, _)| key)
-            .collect();
-        assert_eq!(grown, [1]);
+        assert!(growing_traces(&[]).is_empty());
     }
 
     #[test]

@@ -156,6 +156,49 @@ grow_static_cache(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* A static list that keeps one more float a call and is emptied every 40
+   calls, as _sqlite prunes the list of its cursors: held from C, growing in
+   every measured run, and not a leak. */
+#define PRUNED_EVERY 40
+static PyObject *pruned;
+
+static PyObject *
+add_to_pruned_cache(PyObject *self, PyObject *unused)
+{
+    if (pruned == NULL && (pruned = PyList_New(0)) == NULL) {
+        return NULL;
+    }
+    if (PyList_GET_SIZE(pruned) >= PRUNED_EVERY && PyList_SetSlice(pruned, 0, PY_SSIZE_T_MAX, NULL) < 0) {
+        return NULL;
+    }
+    PyObject *value = PyFloat_FromDouble(3.5);
+    if (value == NULL || PyList_Append(pruned, value) < 0) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    Py_DECREF(value);
+    Py_RETURN_NONE;
+}
+
+/* Raw blocks, one more a call, all freed every 40 calls: not a leak. */
+static void *pruned_blocks[PRUNED_EVERY];
+static size_t pruned_count;
+
+static PyObject *
+add_to_pruned_blocks(PyObject *self, PyObject *unused)
+{
+    if (pruned_count == PRUNED_EVERY) {
+        while (pruned_count) {
+            PyMem_Free(pruned_blocks[--pruned_count]);
+        }
+    }
+    if ((pruned_blocks[pruned_count] = PyMem_Malloc(48)) == NULL) {
+        return PyErr_NoMemory();
+    }
+    pruned_count++;
+    Py_RETURN_NONE;
+}
+
 /* The three types below differ only in how they are made and freed: each
    holds one object, which its traversal reports. */
 typedef struct {
@@ -357,6 +400,8 @@ static PyMethodDef methods[] = {
     {"leak_half_built_list", leak_half_built_list, METH_NOARGS, NULL},
     {"fill_static_cache", fill_static_cache, METH_NOARGS, NULL},
     {"grow_static_cache", grow_static_cache, METH_NOARGS, NULL},
+    {"add_to_pruned_cache", add_to_pruned_cache, METH_NOARGS, NULL},
+    {"add_to_pruned_blocks", add_to_pruned_blocks, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,7 @@
 analyse the live heap."""
 
 import builtins
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import Final, Literal, Self, final
 
@@ -11,7 +11,9 @@ __all__ = [
     "FreeList",
     "Heap",
     "PreciseTracebacks",
+    "Probe",
     "Snapshots",
+    "Stopwatch",
     "Tally",
     "freelists",
     "null_slot",
@@ -122,6 +124,48 @@ class Tally:
     def __len__(self) -> int: ...
 
 @final
+class Stopwatch:
+    """Times each run of the checked code against the check's time budget,
+    keeping the times in Rust (a float kept in Python would be an object the
+    checker leaves behind in each run it measures)."""
+
+    def __new__(cls, multiple: float, allowance: float) -> Stopwatch:
+        """A check that may take `multiple` times its first run plus
+        `allowance` seconds, from now. `ValueError` for a negative or
+        infinite figure."""
+    def run(self, call: Callable[[], object], /) -> None:
+        """Call `call()` once and time it; what it raises goes through."""
+    def new_phase(self) -> None:
+        """Compare the runs from here on only with each other: a traced run
+        is slower than an untraced one."""
+    def halt(self) -> str | None:
+        """Why no more run may be made, in words: the last 3 runs each took
+        at least 1.5 times the one before, the last at least 10 ms (code
+        that slows down); or the next run, taken to last as long as the
+        last, would end past the budget. `None` while runs may go on."""
+    def __len__(self) -> int:
+        """Runs timed so far."""
+
+@final
+class Probe:
+    """Counters of what a check's measured runs saw grow, sampled while the
+    code runs on untraced. Each sample walks the trace-refs table once and
+    is kept here, so taking one leaves no Python object behind."""
+
+    def __new__(cls, types: Sequence[type], ids: Sequence[int]) -> Probe:
+        """Count the live instances of each of `types`, and the references
+        to each object of `ids` (told by serial: 0 once it is freed)."""
+    def sample(self, runs: int, extra: Sequence[int], /) -> None:
+        """Keep one sample, taken after `runs` runs: the count of each type,
+        the reference count of each object, the references in all (mortal
+        objects), the open descriptors, then `extra` as it is."""
+    @property
+    def runs(self) -> int:
+        """Runs made at the last sample; 0 before any."""
+    def series(self) -> tuple[list[int], list[list[int]]]:
+        """The runs made at each sample, and each counter's value at each."""
+
+@final
 class Snapshots:
     """Records of the live heap between runs of the code under check.
 
@@ -166,19 +210,16 @@ class Snapshots:
         references keep only the type alive; they are left out of every
         reference count here."""
 
-    def confirm_traces(self, runs: int) -> None:
-        """Count tracemalloc's blocks again after `runs` more runs past the
-        last record: from then on `growing_traces` keeps only the groups
-        that grew by at least `runs` more blocks meanwhile, which a cache
-        filling up to a bound does not."""
+    def trace_counts(self, keys: Sequence[int]) -> list[int]:
+        """tracemalloc's live blocks now with each of `keys` (from
+        `growing_traces`); 0 where it traces none."""
 
     def tracebacks(self, keys: list[int]) -> dict[int, Sequence[tuple[str, int]]]:
         """For each of `keys` (from `growing_traces`), one traceback of a
         live traced block with that key, most recent frame first."""
     def growing_traces(self) -> list[tuple[int, list[int], list[int]]]:
         """(traceback key, blocks per run, bytes per run) of each group of
-        tracemalloc's live blocks whose count rose in every run (and in the
-        runs `confirm_traces` counted, if it was called)."""
+        tracemalloc's live blocks whose count rose in every run."""
 
     def new_descriptors(self) -> list[list[tuple[int, str]]]:
         """For each run, the file descriptors it opened that are still open

@@ -19,8 +19,9 @@ from collections.abc import Callable, Collection, Iterator
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
-from . import _shim
-from .report import HARNESS, LeakReport, build_report, gather
+from . import _shim, verdict
+from .growth import next_batch
+from .report import HARNESS, Candidates, LeakReport, build_report, gather
 
 # Runs before measuring, and measured runs, unless told otherwise: the one
 # source of these defaults for the API, the CLI and the pytest plugin.
@@ -28,9 +29,13 @@ WARMUP = 2
 REPEAT = 3
 # Frames kept per allocation traceback.
 TRACEBACK_FRAMES = 32
-# Extra runs that must each add a block before raw memory that grew in every
-# measured run is called a leak.
-CONFIRM_RUNS = 8
+# Runs in all, the measured ones included, through which what grew in every
+# measured run must go on growing to be called a leak: a cache that fills
+# within half of them is seen to stop (see `growth`).
+MAX_RUNS = 500
+# A check may take this many times its first run, plus this many seconds.
+TIME_MULTIPLE = 50.0
+TIME_ALLOWANCE = 5.0
 
 
 def check(
@@ -40,26 +45,69 @@ def check(
     warmup: int = WARMUP,
     repeat: int = REPEAT,
     ignore: Collection[type | str] = (),
+    max_runs: int = MAX_RUNS,
+    time_multiple: float = TIME_MULTIPLE,
+    time_allowance: float = TIME_ALLOWANCE,
     **kwargs: Any,
 ) -> LeakReport:
     """Run `func(*args, **kwargs)` `warmup` times, then `repeat` more times
     while recording the heap, and report what each run left behind.
 
-    A leak is a group of objects (same type and allocation line) that grows
-    with every measured run; a group that does not is reported as a one-time
-    allocation, such as a cache filled on first use. Objects of the types in
-    `ignore` (classes, or qualified names such as "dict" or "app.Session")
-    are left out.
+    A leak is what grew in every measured run and goes on growing: a group
+    of objects (same type and allocation line), references on an existing
+    object, raw blocks or descriptors. What grew in every measured run is
+    followed while the code runs on, up to `max_runs` runs in all: what
+    stops growing, as a cache does once full, is not a leak, and neither is
+    a group that fills a cache with a bound. A group that did not grow in
+    every run is reported as a one-time allocation. The whole check may
+    take `time_multiple` times the first run plus `time_allowance` seconds;
+    code that slows down run after run is stopped and said to. Objects of
+    the types in `ignore` (classes, or qualified names such as "dict" or
+    "app.Session") are left out.
     """
     if warmup < 0 or repeat < 1:
         raise ValueError(f"need warmup >= 0 and repeat >= 1, got warmup={warmup}, repeat={repeat}")
+    if max_runs < repeat:
+        raise ValueError(f"need max_runs >= repeat, got max_runs={max_runs}, repeat={repeat}")
     snapshots = _snapshots()
+    stopwatch = _shim.Stopwatch(time_multiple, time_allowance)
+    target = _name_of(func)
     # Made once, before anything is recorded: one object older than the runs.
-    call = functools.partial(func, *args, **kwargs)
-    runs = _level(call, warmup=warmup, repeat=repeat)
+    call = functools.partial(stopwatch.run, functools.partial(func, *args, **kwargs))
+    try:
+        runs = _level(call, stopwatch, warmup=warmup, repeat=repeat)
+    except _Halted as halted:
+        return LeakReport.halted(target=target, warmup=warmup, why=halted.why, signs=halted.signs)
     if runs is not None:
-        return LeakReport.level(target=_name_of(func), warmup=warmup, runs=runs, of=repeat)
+        return LeakReport.level(target=target, warmup=warmup, runs=runs, of=repeat)
+    stopwatch.new_phase()
+    try:
+        return _explain(call, stopwatch, snapshots, target, warmup, repeat, ignore, max_runs)
+    except _Halted as halted:
+        return LeakReport.halted(target=target, warmup=warmup, why=halted.why, signs=halted.signs)
 
+
+class _Halted(Exception):
+    """The check must stop before its measured runs are made."""
+
+    def __init__(self, why: str, signs: list[str]) -> None:
+        super().__init__(why)
+        self.why = why
+        self.signs = signs
+
+
+def _explain(
+    call: Callable[[], object],
+    stopwatch: _shim.Stopwatch,
+    snapshots: _shim.Snapshots,
+    target: str,
+    warmup: int,
+    repeat: int,
+    ignore: Collection[type | str],
+    max_runs: int,
+) -> LeakReport:
+    """The traced runs that say what grew, where it was made and who holds
+    it; then the untraced runs that confirm it goes on growing."""
     with _shim.precise_tracebacks(True), contextlib.ExitStack() as window:
 
         def record(left: int) -> bool:
@@ -67,38 +115,67 @@ def check(
                 # Only what the measured runs make needs a traceback: the
                 # warm-ups run untraced, several times faster.
                 window.enter_context(_tracing())
+                stopwatch.new_phase()
                 # Garbage made while tracing starts is not the runs'.
                 _collect()
             snapshots.record()
             return True
 
-        hits = _runs(call, warmup, repeat, record)
+        hits = _runs(call, stopwatch, warmup, repeat, record)
         # Inside the window: tracemalloc forgets every trace when it stops.
         evidence = gather(snapshots)
-        if evidence.unowned_blocks():
-            # A C cache that keeps one more raw block a run, up to a few,
-            # looks like a leak for a while (numpy keeps up to 7 small
-            # arrays); a leak goes on growing. The evidence lets go of the
-            # heap first: it would keep alive what a cache evicts.
-            del evidence
-            runs_left = CONFIRM_RUNS
-            while runs_left:
-                call()
-                runs_left -= 1
-            _collect()
-            snapshots.confirm_traces(CONFIRM_RUNS)
-            evidence = gather(snapshots)
         recycled = _recycled_since(hits)
-    return build_report(
-        evidence,
-        target=_name_of(func),
-        warmup=warmup,
-        ignore=ignore,
-        recycled=recycled,
-    )
+        block_keys = evidence.block_keys()
+        if not block_keys:
+            # Only raw blocks are counted through tracemalloc's traces, and
+            # an untraced run is several times faster.
+            window.close()
+        report, candidates = build_report(
+            evidence, target=target, warmup=warmup, ignore=ignore, recycled=recycled
+        )
+        # The evidence keeps the whole heap alive, and with it whatever a
+        # cache would evict as the code runs on.
+        del evidence
+        return _confirm(call, stopwatch, snapshots, report, candidates, max_runs)
 
 
-def _level(call: Callable[[], object], *, warmup: int, repeat: int) -> int | None:
+def _confirm(
+    call: Callable[[], object],
+    stopwatch: _shim.Stopwatch,
+    snapshots: _shim.Snapshots,
+    report: LeakReport,
+    candidates: Candidates,
+    max_runs: int,
+) -> LeakReport:
+    """Run on, untraced but for raw blocks, in batches each a quarter longer
+    than the runs before, and count what the measured runs saw grow, until
+    all of it has stopped growing, `max_runs` runs are made, or the time
+    budget is spent (see `growth`). Every count is kept in the probe: no
+    object made here outlives a batch, so none is counted."""
+    if not candidates:
+        return report
+    probe = _shim.Probe(candidates.types, candidates.objects)
+    stopwatch.new_phase()
+    probe.sample(report.runs, snapshots.trace_counts(candidates.block_keys))
+    why = None
+    while probe.runs < max_runs and not verdict.all_stopped(probe, candidates):
+        left = batch = min(next_batch(probe.runs), max_runs - probe.runs)
+        while left:
+            why = stopwatch.halt()
+            if why is not None:
+                break
+            call()
+            left -= 1
+        _collect()
+        probe.sample(probe.runs + batch - left, snapshots.trace_counts(candidates.block_keys))
+        if why is not None:
+            break
+    return verdict.apply(report, candidates, probe, stopped=why)
+
+
+def _level(
+    call: Callable[[], object], stopwatch: _shim.Stopwatch, *, warmup: int, repeat: int
+) -> int | None:
     """The same runs against cheap counters only, with no tracing: the
     measured runs made if they show no sign of any leak the full check can
     report (see `_shim.Tally`), None if they show one. Only code that shows
@@ -118,7 +195,11 @@ def _level(call: Callable[[], object], *, warmup: int, repeat: int) -> int | Non
         return left == repeat or bool(tally.signs())
 
     with _shim.precise_tracebacks(True), _only_new_objects_collected():
-        hits = _runs(call, warmup, repeat, record)
+        try:
+            hits = _runs(call, stopwatch, warmup, repeat, record)
+        except _Halted as halted:
+            halted.signs = tally.signs()
+            raise
         # A recycled object skipped the allocator the counters watch.
         if tally.signs() or _recycled_since(hits):
             return None
@@ -127,6 +208,7 @@ def _level(call: Callable[[], object], *, warmup: int, repeat: int) -> int | Non
 
 def _runs(
     call: Callable[[], object],
+    stopwatch: _shim.Stopwatch,
     warmup: int,
     repeat: int,
     record: Callable[[int], bool],
@@ -134,8 +216,10 @@ def _runs(
     """The warm-ups, then a collection and `record(repeat)`; then each
     measured run, a collection and `record(runs left)`, until none is left
     or `record` says to stop (returns False). Returns the freelists' hits
-    counted before the first record."""
+    counted before the first record. Raises `_Halted` if `stopwatch` says
+    the check must stop."""
     for _ in range(warmup):
+        _go_on(stopwatch)
         call()
     _collect()
     hits = _hits()
@@ -144,12 +228,19 @@ def _runs(
     # run 1 on, an object and a reference the checker itself left behind.
     runs_left = repeat
     while runs_left:
+        _go_on(stopwatch)
         call()
         _collect()
         runs_left -= 1
         if not record(runs_left):
             break
     return hits
+
+
+def _go_on(stopwatch: _shim.Stopwatch) -> None:
+    why = stopwatch.halt()
+    if why is not None:
+        raise _Halted(why, [])
 
 
 @contextlib.contextmanager
@@ -226,7 +317,7 @@ class watch:
                 return None
             recycled = _recycled_since(self._hits)
             evidence = gather(self._snapshots)
-        self.report = build_report(
+        self.report, _ = build_report(
             evidence,
             target=self._name,
             warmup=0,

@@ -3,11 +3,14 @@ the way from a root down to a leaked object."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import gc
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -114,6 +117,54 @@ def describe_chain(chain: list[Any], roots: Roots) -> list[str]:
             lines.append(describe_edge(holder, held))
         i += 1
     return lines
+
+
+def bounded_cache(chain: list[Any], new: set[int]) -> str | None:
+    """The cache with a bound that `chain` ([root, ..., member]) passes
+    through, in words, if a new entry of it holds the member: each run's
+    entry then evicts an older one once the cache is full, so such growth
+    stops by itself. Only where the interpreter tells the bound exactly:
+    `lru_cache` with a maxsize, `deque` with a maxlen, re's pattern caches,
+    and the weak references to cursors a sqlite3 connection prunes."""
+    for holder, entry in zip(chain, chain[1:], strict=False):
+        if id(entry) not in new:
+            # An old entry may grow without bound: a cached list appended to.
+            continue
+        words = _bound_of(holder)
+        if words:
+            return words
+    # By type, never isinstance(): that asks a hostile object's __class__.
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and len(chain) >= 2 and issubclass(type(chain[-1]), weakref.ref):
+        for holder in chain:
+            if issubclass(type(holder), sqlite3.Connection):
+                # Modules/_sqlite/connection.c drops the dead ones every 200 cursors.
+                return "the cursor list of a `sqlite3.Connection` (dead ones pruned every 200 cursors)"
+    return None
+
+
+def _bound_of(holder: Any) -> str | None:
+    if type(holder) is functools._lru_cache_wrapper:  # type: ignore[attr-defined]
+        info = holder.cache_info()
+        if info.maxsize is not None:
+            return f"`{_qualified(holder)}` (`lru_cache`, {info.currsize} of {info.maxsize})"
+    if issubclass(type(holder), collections.deque):
+        # Read through deque itself: a subclass may override anything.
+        maxlen = collections.deque.maxlen.__get__(holder)
+        if maxlen is not None:
+            return f"a `deque` ({collections.deque.__len__(holder)} of its maxlen {maxlen})"
+    re = sys.modules.get("re")
+    if re is not None and type(holder) is dict:
+        for name, bound in (("_cache", "_MAXCACHE"), ("_cache2", "_MAXCACHE2")):
+            if holder is getattr(re, name, None) and hasattr(re, bound):
+                return f"`re.{name}`, compiled patterns ({len(holder)} of {getattr(re, bound)})"
+    return None
+
+
+def _qualified(function: Any) -> str:
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None) or type_name(function)
+    return f"{module}.{name}" if module else name
 
 
 def describe_edge(holder: Any, held: Any) -> str:

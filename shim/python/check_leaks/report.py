@@ -30,12 +30,14 @@ def _package_dir(name: str) -> tuple[str, ...]:
 
 
 # Frames from these run the checked code; they say nothing about it: the
-# checker, runpy for the CLI, and pytest with its hook caller for the plugin.
+# checker, runpy for the CLI, and pytest with its hook caller for the plugin,
+# and unittest's TestCase (only its case.py: unittest.mock is the test's own).
 HARNESS = (
     os.path.dirname(__file__) + os.sep,
     runpy.__file__,
     *_package_dir("_pytest"),
     *_package_dir("pluggy"),
+    *(directory + "case.py" for directory in _package_dir("unittest")),
 )
 
 
@@ -60,7 +62,7 @@ class LeakGroup:
     count: int
     size: int
     per_run: list[int]
-    leak: bool  # grew with every run; otherwise a one-time allocation
+    leak: bool  # grew in every run and went on growing; otherwise not a leak
     site: str | None  # "file:line" of the allocation, None if untraced
     traceback: list[str]
     example: str
@@ -69,6 +71,11 @@ class LeakGroup:
     held_by: list[str]  # for each link of `chain`, where the next object sits
     unaccounted_references: int  # references no traversal explains: a C refcount leak
     has_traverse: bool  # its type takes part in the gc, with a tp_traverse
+    # What the runs past the measured ones showed: for a leak, how many
+    # support it; for a group that grew in every measured run but is not a
+    # leak, why (a bounded cache it fills, or growth that stopped). None
+    # for a one-time group.
+    growth: str | None = None
 
     @property
     def held_from_c(self) -> bool:
@@ -89,6 +96,7 @@ class ReferenceLeak:
     chain: list[Node]
     held_by: list[str]
     unaccounted_references: int  # now, in all: references no traversal explains
+    growth: str | None = None  # how many runs support it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +120,7 @@ class BlockLeak:
     bytes_per_run: list[int]
     site: str | None
     traceback: list[str]
+    growth: str | None = None  # how many runs support it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +129,7 @@ class DescriptorLeak:
 
     per_run: list[int]
     paths: list[str]  # what the ones still open point at
+    growth: str | None = None  # how many runs support it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,16 +160,38 @@ class LeakReport:
     runs_not_needed: int = 0
     # Left out of every reference count above.
     unreleased_type_refs: list[UnreleasedTypeRefs] = dataclasses.field(default_factory=list)
+    # Runs made past the measured ones to tell growth that goes on from
+    # growth that stops.
+    confirm_runs: int = 0
+    # What grew in every measured run and then stopped, in words: not leaks.
+    # (Groups of objects that did are among `groups`, not leaks.)
+    bounded: list[str] = dataclasses.field(default_factory=list)
+    # Why the check made fewer runs than it meant to: the code slowed down
+    # run after run, or the time budget ran out.
+    stopped: str | None = None
+    # Stopped before the measured runs were made: no verdict could be
+    # reached, which fails as a leak does.
+    unfinished: bool = False
 
     @classmethod
     def level(cls, *, target: str, warmup: int, runs: int, of: int) -> LeakReport:
         """The report of `runs` (of `of` asked for) that changed no counter:
         nothing left behind."""
+        return cls.empty(target=target, warmup=warmup, runs=runs, runs_not_needed=of - runs)
+
+    @classmethod
+    def halted(cls, *, target: str, warmup: int, why: str, signs: list[str]) -> LeakReport:
+        """The report of a check stopped before its measured runs were
+        made, with what the counters had seen grow."""
+        why = "; ".join([why, *(f"seen: {sign}" for sign in signs)])
+        return cls.empty(target=target, warmup=warmup, runs=0, stopped=why, unfinished=True)
+
+    @classmethod
+    def empty(cls, *, target: str, warmup: int, runs: int, **fields: Any) -> LeakReport:
         return cls(
             target=target,
             warmup=warmup,
             runs=runs,
-            runs_not_needed=of - runs,
             groups=[],
             reference_leaks=[],
             block_leaks=[],
@@ -170,6 +202,7 @@ class LeakReport:
             descriptor_deltas=[0] * runs,
             reference_leak=False,
             recycled={},
+            **fields,
         )
 
     @property
@@ -183,6 +216,7 @@ class LeakReport:
             or self.block_leaks
             or self.descriptor_leak
             or self.reference_leak
+            or self.unfinished
         )
 
     @property
@@ -239,18 +273,35 @@ class Evidence:
     growing: list[tuple[int, list[int], int]]
     # (id, per-run rise) of heap types whose dead instances kept references.
     unreleased_type_refs: list[tuple[int, list[int]]]
-    # (traceback, per-run blocks, per-run bytes) of raw blocks that grew.
-    growing_blocks: list[tuple[RawTraceback, list[int], list[int]]]
+    # (key, traceback, per-run blocks, per-run bytes) of raw blocks that grew.
+    growing_blocks: list[tuple[int, RawTraceback, list[int], list[int]]]
     new_descriptors: list[list[tuple[int, str]]]
     object_deltas: list[int]
     refcount_deltas: list[int]
     block_deltas: list[int]
     descriptor_deltas: list[int]
 
-    def unowned_blocks(self) -> bool:
-        """Whether raw blocks that grew in every run would be reported:
-        only those are worth confirming with more runs."""
-        return bool(_block_leaks(self))
+    def block_keys(self) -> list[int]:
+        """The traceback keys of the raw blocks a report would call leaks:
+        a confirmation follows them while tracemalloc traces."""
+        return [key for key, _ in _block_leaks(self)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidates:
+    """What a report's candidates are, for a confirmation to count, in the
+    order the report lists them."""
+
+    types: list[type]  # of each leak group, counted by live instances
+    objects: list[int]  # ids of the objects that gained references
+    block_keys: list[int]
+    descriptors: bool
+    references: bool  # references in all, the report's `reference_leak`
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.types or self.objects or self.block_keys or self.descriptors or self.references
+        )
 
 
 def gather(snapshots: _shim.Snapshots) -> Evidence:
@@ -290,12 +341,12 @@ def gather(snapshots: _shim.Snapshots) -> Evidence:
 
 def _growing_blocks(
     snapshots: _shim.Snapshots,
-) -> list[tuple[RawTraceback, list[int], list[int]]]:
+) -> list[tuple[int, RawTraceback, list[int], list[int]]]:
     """The tracebacks of the traced blocks whose count rose in every run,
     up to the harness."""
     grown = {key: (blocks, size) for key, blocks, size in snapshots.growing_traces()}
     return [
-        (_below_harness(traceback), *grown[key])
+        (key, _below_harness(traceback), *grown[key])
         for key, traceback in snapshots.tracebacks(list(grown)).items()
     ]
 
@@ -307,9 +358,10 @@ def build_report(
     warmup: int,
     ignore: Collection[type | str] = (),
     recycled: dict[str, int],
-) -> LeakReport:
+) -> tuple[LeakReport, Candidates]:
     """Group what the runs left alive by type and allocation line, and say
-    who holds each group."""
+    who holds each group; and what grew in every run, for a confirmation to
+    follow. A group that fills a bounded cache needs none."""
     ignored = {t if isinstance(t, str) else type_name_of_class(t) for t in ignore}
     heap, survivors = evidence.heap, evidence.survivors
     roots = holders.roots(heap)
@@ -319,26 +371,32 @@ def build_report(
             traceback = evidence.tracebacks[i]
             key = (type(heap.object(i)), traceback[0] if traceback else None)
             members.setdefault(key, []).append((run, i))
-    groups = [
-        _group(evidence, roots, found)
+    new = {i for ids in survivors for i in ids}
+    grouped = [
+        (_group(evidence, roots, new, found), cls)
         for (cls, _), found in members.items()
         if type_name_of_class(cls) not in ignored
     ]
-    groups.sort(key=lambda g: (not g.leak, -g.size, -g.count, g.type))
+    grouped.sort(key=lambda entry: (not entry[0].leak, -entry[0].size, -entry[0].count, entry[0].type))
+    groups = [group for group, _ in grouped]
     runs = len(survivors)
-    reference_leaks = [
-        _reference_leak(evidence, roots, i, rises, explained)
+    growing = [
+        (i, rises, explained)
         for i, rises, explained in evidence.growing
         if sum(rises) - explained >= runs and type_name(heap.object(i)) not in ignored
     ]
+    reference_leaks = [
+        _reference_leak(evidence, roots, i, rises, explained) for i, rises, explained in growing
+    ]
     descriptors = evidence.descriptor_deltas
-    return LeakReport(
+    block_leaks = _block_leaks(evidence)
+    report = LeakReport(
         target=target,
         warmup=warmup,
         runs=runs,
         groups=groups,
         reference_leaks=reference_leaks,
-        block_leaks=_block_leaks(evidence),
+        block_leaks=[leak for _, leak in block_leaks],
         descriptor_leak=DescriptorLeak(
             descriptors,
             [path for fds in evidence.new_descriptors for _, path in fds],
@@ -359,6 +417,13 @@ def build_report(
             for i, rises in evidence.unreleased_type_refs
         ],
     )
+    return report, Candidates(
+        types=[cls for group, cls in grouped if group.leak],
+        objects=[i for i, _, _ in growing],
+        block_keys=[key for key, _ in block_leaks],
+        descriptors=report.descriptor_leak is not None,
+        references=report.reference_leak,
+    )
 
 
 def _reference_leak(
@@ -370,7 +435,7 @@ def _reference_leak(
 ) -> ReferenceLeak:
     heap = evidence.heap
     obj = heap.object(id_)
-    root, chain, held_by = _holders(heap, roots, [id_])
+    root, chain, held_by, _ = _holders(heap, roots, [id_])
     return ReferenceLeak(
         type=type_name(obj),
         example=safe_repr(obj),
@@ -383,7 +448,7 @@ def _reference_leak(
     )
 
 
-def _block_leaks(evidence: Evidence) -> list[BlockLeak]:
+def _block_leaks(evidence: Evidence) -> list[tuple[int, BlockLeak]]:
     """Blocks that grew in every run, less those that may be part of an
     object the runs left alive: one allocated by the same code, at another
     line of the same frame or at the same line."""
@@ -393,16 +458,19 @@ def _block_leaks(evidence: Evidence) -> list[BlockLeak]:
         if traceback
     }
     leaks = []
-    for traceback, blocks, sizes in evidence.growing_blocks:
+    for key, traceback, blocks, sizes in evidence.growing_blocks:
         if not traceback or _frame_of(traceback) in owners:
             continue
         frames = _user_frames(traceback)
         leaks.append(
-            BlockLeak(
-                per_run=blocks,
-                bytes_per_run=sizes,
-                site="{}:{}".format(*frames[-1]) if frames else None,
-                traceback=_format(frames[-SHOWN_FRAMES:]),
+            (
+                key,
+                BlockLeak(
+                    per_run=blocks,
+                    bytes_per_run=sizes,
+                    site="{}:{}".format(*frames[-1]) if frames else None,
+                    traceback=_format(frames[-SHOWN_FRAMES:]),
+                ),
             )
         )
     return leaks
@@ -427,18 +495,21 @@ def _below_harness(traceback: RawTraceback) -> RawTraceback:
 
 def _holders(
     heap: _shim.Heap, roots: holders.Roots, ids: list[int]
-) -> tuple[str | None, list[Node], list[str]]:
+) -> tuple[str | None, list[Node], list[str], list[object]]:
     """Who holds the one of `ids` closest to a root: the root's description
-    (None if no root reaches them), the chain and each link in words."""
+    (None if no root reaches them), the chain, each link in words, and the
+    chain's objects."""
     chain = heap.shortest_path(ids, roots.keys())
     root = roots[id(chain[0])] if chain else None
     if chain is None:
         chain = heap.unreachable_path(ids)
     nodes = [Node(id(obj), type_name(obj), safe_repr(obj, 40)) for obj in chain]
-    return root, nodes, holders.describe_chain(chain, roots)
+    return root, nodes, holders.describe_chain(chain, roots), chain
 
 
-def _group(evidence: Evidence, roots: holders.Roots, found: list[tuple[int, int]]) -> LeakGroup:
+def _group(
+    evidence: Evidence, roots: holders.Roots, new: set[int], found: list[tuple[int, int]]
+) -> LeakGroup:
     heap = evidence.heap
     per_run = [0] * len(evidence.survivors)
     size = 0
@@ -446,7 +517,10 @@ def _group(evidence: Evidence, roots: holders.Roots, found: list[tuple[int, int]
         per_run[run] += 1
         size += _sizeof(heap.object(i))
     ids = [i for _, i in found]
-    root, chain, held_by = _holders(heap, roots, ids)
+    root, chain, held_by, objects = _holders(heap, roots, ids)
+    # Growth in every run is a leak only if it goes on; in a cache with a
+    # bound, it cannot.
+    cache = holders.bounded_cache(objects, new) if all(per_run) else None
     # The example is the member closest to a root: the chain ends at it.
     example_id = chain[-1].id if chain[-1].id in ids else ids[0]
     example = heap.object(example_id)
@@ -456,7 +530,7 @@ def _group(evidence: Evidence, roots: holders.Roots, found: list[tuple[int, int]
         count=len(found),
         size=size,
         per_run=per_run,
-        leak=all(per_run),
+        leak=all(per_run) and cache is None,
         site="{}:{}".format(*frames[-1]) if frames else None,
         traceback=_format(frames[-SHOWN_FRAMES:]),
         example=safe_repr(example),
@@ -465,6 +539,7 @@ def _group(evidence: Evidence, roots: holders.Roots, found: list[tuple[int, int]
         held_by=held_by,
         unaccounted_references=sum(evidence.unaccounted[i] for _, i in found),
         has_traverse=_has_gc(type(example)),
+        growth=f"fills a bounded cache: {cache}" if cache else None,
     )
 
 

@@ -39,6 +39,8 @@ def summary(report: LeakReport) -> str:
         parts.append(_count(sum(report.descriptor_leak.per_run), "descriptor"))
     if report.reference_leak:
         parts.append(f"{sum(report.refcount_deltas)} references on objects that existed")
+    if report.unfinished:
+        parts.append(f"unfinished ({report.stopped})")
     if not parts:
         return "no leak"
     return f"{', '.join(parts)} in {report.runs} runs ({report.leaked_bytes} B)"
@@ -58,10 +60,20 @@ def render(report: LeakReport, *, one_time: bool = True) -> str:
             f"; it left nothing, so {_count(report.runs_not_needed, 'more run')}"
             " could not show a leak"
         )
-    lines = [f"check_leaks: {_count(count, 'leak')} in {report.target} ({runs})"]
+    if report.confirm_runs:
+        runs += f", then {_count(report.confirm_runs, 'run')} to see what went on growing"
+    if report.unfinished:
+        lines = [f"check_leaks: could not check {report.target}: {report.stopped}"]
+    else:
+        lines = [f"check_leaks: {_count(count, 'leak')} in {report.target} ({runs})"]
+        if report.stopped:
+            lines.append(report.stopped)
     for _, section in sections(report, one_time=one_time):
         lines += ["", *section]
-    once = [group for group in report.groups if not group.leak]
+    if report.bounded:
+        lines += ["", "not leaks, they grew and then stopped:"]
+        lines += [f"  {words}" for words in report.bounded]
+    once = [group for group in report.groups if not group.leak and group.growth is None]
     if once and not one_time:
         lines += [
             "",
@@ -115,18 +127,24 @@ def sections(report: LeakReport, *, one_time: bool = True) -> list[tuple[bool, l
         *((True, _reference(leak)) for leak in report.reference_leaks),
         *((True, _block(leak)) for leak in report.block_leaks),
         *([(True, _descriptor(report.descriptor_leak))] if report.descriptor_leak else []),
-        *((g.leak, _group(g, report.runs)) for g in report.groups if one_time or g.leak),
+        *(
+            (g.leak, _group(g, report.runs))
+            for g in report.groups
+            if one_time or g.leak or g.growth is not None
+        ),
     ]
 
 
 def _group(group: LeakGroup, runs: int) -> list[str]:
-    kind = "LEAK" if group.leak else "one-time"
+    kind = "LEAK" if group.leak else "one-time" if group.growth is None else "bounded, not a leak"
     pattern = (
         "one per run"
         if group.per_run == [1] * runs
         else "per run: " + " ".join(map(str, group.per_run))
     )
     lines = [f"{kind}: {_count(group.count, group.type + ' object')}, {group.size} B ({pattern})"]
+    if group.growth:
+        lines.append(f"  {group.growth}")
     lines += _traceback(group.site, group.traceback)
     lines.append(f"  e.g. {group.example}")
     lines += _holders(group.root, group.chain, group.held_by)
@@ -148,6 +166,7 @@ def _reference(leak: ReferenceLeak) -> list[str]:
     lines = [
         f"LEAK: references to an existing {leak.type} object ({rises} per run)",
         f"  the object: {leak.example}",
+        *_growth(leak.growth),
     ]
     lines += _holders(leak.root, leak.chain, leak.held_by)
     if leak.explained:
@@ -168,7 +187,7 @@ def _block(leak: BlockLeak) -> list[str]:
     blocks = " ".join(f"+{n}" for n in leak.per_run)
     size = " ".join(f"+{n}" for n in leak.bytes_per_run)
     lines = [f"LEAK: raw memory, {blocks} blocks ({size} B) per run, in no object"]
-    return lines + _traceback(leak.site, leak.traceback)
+    return lines + _growth(leak.growth) + _traceback(leak.site, leak.traceback)
 
 
 def _descriptor(leak: DescriptorLeak) -> list[str]:
@@ -176,9 +195,14 @@ def _descriptor(leak: DescriptorLeak) -> list[str]:
     lines = [f"LEAK: file descriptors, {opened} per run, never closed"]
     return (
         lines
+        + _growth(leak.growth)
         + [f"  open: {path}" for path in leak.paths[:SHOWN_PATHS]]
         + ([f"  … {len(leak.paths) - SHOWN_PATHS} more"] if len(leak.paths) > SHOWN_PATHS else [])
     )
+
+
+def _growth(words: str | None) -> list[str]:
+    return [f"  {words}"] if words else []
 
 
 def _traceback(site: str | None, traceback: list[str]) -> list[str]:
@@ -193,11 +217,26 @@ def _holders(root: str | None, chain: list[Node], held_by: list[str]) -> list[st
         top = chain[0]
         what = "it" if len(chain) == 1 else f"the {top.type} {top.repr} holding it"
         lines.append(f"  held by nothing visible: {what} is held from C")
-    links = [("  held by " if i == 0 else "        → ") + text for i, text in enumerate(held_by)]
+    links = [
+        ("  held by " if i == 0 else "        → ") + (f"{n} × {text}" if n > 1 else text)
+        for i, (n, text) in enumerate(_runs_of(held_by))
+    ]
     if len(links) > 2 * SHOWN_LINKS:
         hidden = len(links) - 2 * SHOWN_LINKS
-        links[SHOWN_LINKS:-SHOWN_LINKS] = [f"        … {hidden:,} more links …"]
+        links[SHOWN_LINKS:-SHOWN_LINKS] = [f"        … {hidden:,} more link{'s' * (hidden != 1)} …"]
     return lines + links
+
+
+def _runs_of(texts: list[str]) -> list[tuple[int, str]]:
+    """Identical consecutive lines as (how many, line): a proxy wrapping a
+    proxy nine times reads as one link."""
+    found: list[tuple[int, str]] = []
+    for text in texts:
+        if found and found[-1][1] == text:
+            found[-1] = (found[-1][0] + 1, text)
+        else:
+            found.append((1, text))
+    return found
 
 
 def _count(n: int, noun: str) -> str:

@@ -1,0 +1,78 @@
+"""The rule that tells growth without bound from growth that stops.
+
+A check's measured runs name the candidates: what grew in every one of them.
+A cache that fills up grows in each of its first hundred runs too, so the
+code then runs on, untraced, in batches a quarter longer each time, and each
+candidate's count is taken after every batch. A count has stopped when it
+has stayed at or below its peak for as many runs as it took to reach it
+(and for `QUIET_RUNS` at least). Any growth that goes on at a steady rate
+beats bounded noise by then: after twice the runs, a leak of r a run is r*p
+above its level at the peak's run p, which bounded noise cannot make up
+while the leak rises faster than the noise does. What has not stopped when
+the budget of runs and seconds is spent is a leak, and the verdict says how
+many runs and counts support it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Runs a count must stay at or below its peak, at the least, to have stopped.
+QUIET_RUNS = 20
+# Each batch of runs between two counts is this much longer than the runs
+# before it: about 30 counts over 500 runs.
+BATCH_GROWTH = 0.25
+
+
+def next_batch(runs: int) -> int:
+    """Runs to make before the next count, `runs` made so far."""
+    return max(1, int(runs * BATCH_GROWTH))
+
+
+@dataclasses.dataclass(frozen=True)
+class Growth:
+    """How one candidate's count went while the code ran on: `counts[i]`
+    after `runs[i]` measured runs."""
+
+    runs: tuple[int, ...]
+    counts: tuple[int, ...]
+
+    @property
+    def peak(self) -> int:
+        return max(self.counts)
+
+    @property
+    def peak_run(self) -> int:
+        """The run after which the peak was first counted."""
+        return self.runs[self.counts.index(self.peak)]
+
+    @property
+    def stopped(self) -> bool:
+        return self.runs[-1] - self.peak_run >= max(self.peak_run, QUIET_RUNS)
+
+    @property
+    def rises(self) -> int:
+        """Counts higher than the one before."""
+        return sum(b > a for a, b in zip(self.counts, self.counts[1:], strict=False))
+
+    def words(self, noun: str) -> str:
+        """What the counts say, with `noun` a plural: 'grew through 67 runs
+        (+1 dict objects a run), higher at 19 of 20 counts', or 'grew for 41
+        runs, then stopped (+38 dict objects after the measured runs, none
+        more through run 97)'."""
+        if self.stopped:
+            return (
+                f"grew for {self.peak_run} runs, then stopped "
+                f"({self.peak - self.counts[0]:+d} {noun} after the measured runs, "
+                f"none more through run {self.runs[-1]})"
+            )
+        made = self.runs[-1] - self.runs[0]
+        rate = (self.counts[-1] - self.counts[0]) / made if made else 0.0
+        return (
+            f"grew through {self.runs[-1]} runs ({_rate(rate)} {noun} a run), "
+            f"higher at {self.rises} of {len(self.counts) - 1} counts"
+        )
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:+.0f}" if abs(rate) >= 10 or rate == int(rate) else f"{rate:+.2g}"

@@ -1,0 +1,104 @@
+"""A report's verdicts from a confirmation's counts: each candidate that
+stopped growing is no leak, and each that went on says how many runs
+support it.
+
+The probe's series are, in order: live instances of each candidate group's
+type, the reference count of each object that gained references, the
+references in all, the open descriptors, then the live blocks of each raw
+block candidate (see `Candidates`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from . import _shim
+from .growth import Growth
+from .report import Candidates, LeakReport
+
+
+def all_stopped(probe: _shim.Probe, candidates: Candidates) -> bool:
+    """Whether every candidate's count has stopped growing."""
+    return all(growth.stopped for growth in _growths(probe, candidates).values())
+
+
+def apply(
+    report: LeakReport, candidates: Candidates, probe: _shim.Probe, *, stopped: str | None
+) -> LeakReport:
+    """`report` with each candidate judged by its counts."""
+    growths = _growths(probe, candidates)
+    bounded: list[str] = []
+    runs = probe.runs - report.runs
+
+    groups = []
+    leaks = iter(range(len(candidates.types)))
+    for group in report.groups:
+        if group.leak:
+            growth = growths[("type", next(leaks))]
+            words = growth.words(f"{group.type} objects")
+            if growth.stopped:
+                group = dataclasses.replace(group, leak=False, growth=words)
+            else:
+                group = dataclasses.replace(group, growth=words)
+        groups.append(group)
+
+    def judge[T](items: list[T], kind: str, noun: str, what: str) -> list[T]:
+        kept = []
+        for i, item in enumerate(items):
+            growth = growths[(kind, i)]
+            if growth.stopped:
+                bounded.append(f"{what.format(item=item)}: {growth.words(noun)}")
+            else:
+                kept.append(dataclasses.replace(item, growth=growth.words(noun)))  # type: ignore[type-var]
+        return kept
+
+    reference_leaks = judge(
+        report.reference_leaks,
+        "object",
+        "references",
+        "references to an existing {item.type} object",
+    )
+    block_leaks = judge(
+        report.block_leaks, "blocks", "blocks", "raw memory allocated at {item.site}"
+    )
+    descriptor_leak = report.descriptor_leak
+    if descriptor_leak is not None:
+        [descriptor_leak] = judge([descriptor_leak], "descriptors", "descriptors", "file descriptors") or [None]
+    reference_leak = report.reference_leak
+    if reference_leak and growths[("references", 0)].stopped:
+        reference_leak = False
+        bounded.append(
+            "references on objects that existed: " + growths[("references", 0)].words("references")
+        )
+    return dataclasses.replace(
+        report,
+        groups=sorted(groups, key=lambda g: not g.leak),
+        reference_leaks=reference_leaks,
+        block_leaks=block_leaks,
+        descriptor_leak=descriptor_leak,
+        reference_leak=reference_leak,
+        confirm_runs=runs,
+        bounded=bounded,
+        stopped=stopped,
+    )
+
+
+def _growths(probe: _shim.Probe, candidates: Candidates) -> dict[tuple[str, int], Growth]:
+    """Each candidate's counts, keyed by (kind, index among its kind)."""
+    runs, series = probe.series()
+    at = iter(series)
+    found = {}
+    for kind, count in (
+        ("type", len(candidates.types)),
+        ("object", len(candidates.objects)),
+        ("references", 1),
+        ("descriptors", 1),
+        ("blocks", len(candidates.block_keys)),
+    ):
+        for i in range(count):
+            counts = next(at)
+            if (kind, candidates.references) == ("references", False):
+                continue
+            if (kind, candidates.descriptors) == ("descriptors", False):
+                continue
+            found[(kind, i)] = Growth(tuple(runs), tuple(counts))
+    return found

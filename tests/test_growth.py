@@ -1,0 +1,172 @@
+"""Verdicts on growth: what grew in every measured run is a leak only if it
+goes on growing. Each case that stops has a twin that does not, and the
+slowing code gets a verdict instead of a hang."""
+
+import check_leaks
+import growing_code
+import pytest
+from check_leaks import checker
+from check_leaks.growth import QUIET_RUNS, Growth
+from flavors import needs_trace_refs
+
+pytestmark = needs_trace_refs
+
+
+def leak_of(report, type_name):
+    [group] = [g for g in report.groups if g.type == type_name and g.per_run == [1, 1, 1]]
+    return group
+
+
+def test_a_full_lru_cache_is_not_a_leak():
+    report = check_leaks.check(growing_code.fill_lru_cache)
+    group = leak_of(report, "list")
+    assert not group.leak and not report, str(report)
+    assert group.growth.startswith(
+        "fills a bounded cache: `growing_code._bounded` (`lru_cache`, "
+    ) and group.growth.endswith(" of 128)")
+    # Told by the bound, not by running to it.
+    assert report.confirm_runs == 0
+
+
+def test_an_unbounded_lru_cache_is_a_leak_named_by_its_function():
+    report = check_leaks.check(growing_code.grow_lru_cache)
+    group = leak_of(report, "list")
+    assert group.leak and report, str(report)
+    assert group.held_by[0] == "global `_unbounded` of module `growing_code`"
+    runs = checker.MAX_RUNS
+    assert group.growth.startswith(f"grew through {runs} runs (+1 list objects a run), higher at ")
+    assert f"then {runs - 3} runs to see what went on growing" in str(report)
+
+
+def test_a_deque_with_a_maxlen_is_not_a_leak():
+    report = check_leaks.check(growing_code.fill_deque)
+    group = leak_of(report, "dict")
+    assert not group.leak and not report, str(report)
+    assert group.growth.startswith("fills a bounded cache: a `deque` (")
+    assert group.growth.endswith(" of its maxlen 100)")
+
+
+def test_a_growing_list_is_a_leak():
+    report = check_leaks.check(growing_code.grow_list)
+    assert leak_of(report, "dict").leak and report, str(report)
+
+
+def test_a_buffer_flushed_every_50_entries_is_not_a_leak():
+    report = check_leaks.check(growing_code.add_to_flushed_buffer)
+    group = leak_of(report, "tuple")
+    assert not group.leak and not report, str(report)
+    # It stopped growing, and was seen to stay down as long again.
+    assert group.growth.startswith("grew for ") and ", then stopped (" in group.growth
+    assert report.confirm_runs < checker.MAX_RUNS - 3
+    assert "bounded, not a leak: 3 tuple objects" in str(report)
+
+
+def test_a_buffer_never_flushed_is_a_leak():
+    report = check_leaks.check(growing_code.add_to_unflushed_buffer)
+    group = leak_of(report, "tuple")
+    assert group.leak and report, str(report)
+    assert "higher at " in group.growth
+
+
+def test_a_third_party_lru_cache_stops_growing():
+    report = check_leaks.check(growing_code.fill_third_party_cache)
+    group = leak_of(report, "list")
+    assert not group.leak and not report, str(report)
+    assert ", then stopped (" in group.growth
+
+
+def test_a_c_cache_pruned_every_40_calls_is_not_a_leak(leakext):
+    report = check_leaks.check(leakext.add_to_pruned_cache)
+    group = leak_of(report, "float")
+    assert group.held_from_c and not group.leak and not report, str(report)
+    assert ", then stopped (" in group.growth
+
+
+def test_raw_blocks_freed_every_40_calls_are_not_a_leak(leakext):
+    def calls_c():
+        leakext.add_to_pruned_blocks()
+
+    report = check_leaks.check(calls_c)
+    assert report.block_leaks == [] and not report, str(report)
+    [words] = report.bounded
+    assert words.startswith(f"raw memory allocated at {__file__}:")
+    assert ", then stopped (" in words
+
+
+def test_raw_blocks_kept_for_ever_are_a_leak(leakext):
+    def calls_c():
+        leakext.leak_block()
+
+    report = check_leaks.check(calls_c)
+    [leak] = report.block_leaks
+    assert report and leak.growth.startswith(f"grew through {checker.MAX_RUNS} runs"), str(report)
+
+
+def test_code_that_slows_down_gets_a_verdict():
+    growing_code.LAYERS.clear()
+    report = check_leaks.check(growing_code.slow_down)
+    assert report, str(report)
+    assert report.stopped.startswith("stopped after ")
+    assert "each took about twice the last" in report.stopped
+    assert report.stopped.endswith("something grows that every run walks")
+    # What grew is reported, held where it is.
+    group = leak_of(report, "tuple")
+    assert group.held_by[0] == "global `LAYERS` of module `growing_code`"
+    assert report.stopped in str(report)
+
+
+def test_code_that_grows_at_a_steady_pace_is_not_said_to_slow_down():
+    growing_code.STEADY.clear()
+    report = check_leaks.check(growing_code.grow_steadily)
+    assert report and report.stopped is None, str(report)
+
+
+def test_the_time_budget_ends_a_check_with_a_verdict():
+    report = check_leaks.check(growing_code.grow_list, time_multiple=0, time_allowance=0.5)
+    assert report and leak_of(report, "dict").leak, str(report)
+    assert report.stopped.startswith("stopped after ")
+    assert "the check's time budget ran out (0.50 s = 0 × the first run's " in report.stopped
+
+
+def test_a_check_out_of_time_before_its_measured_runs_fails_and_says_why():
+    report = check_leaks.check(growing_code.grow_list, time_multiple=0, time_allowance=0)
+    assert report and report.unfinished, str(report)
+    assert str(report).startswith("check_leaks: could not check growing_code.grow_list: stopped after 1 run")
+
+
+def test_max_runs_below_the_measured_runs_is_refused():
+    with pytest.raises(ValueError, match="need max_runs >= repeat"):
+        check_leaks.check(growing_code.grow_list, max_runs=2)
+
+
+@pytest.mark.parametrize(
+    "counts, stopped",
+    [
+        # +1 a run to the end: a leak.
+        ([3 + i for i in range(30)], False),
+        # Flat from the start, for long enough.
+        ([5] * 30, True),
+        # Up to 40 at run 40, then a saw-tooth below that.
+        ([min(i, 40) if i <= 40 else 40 - (i % 13) for i in range(3, 100)], True),
+        # A saw-tooth riding on a leak: new peaks keep coming.
+        ([i + (i % 13) * 3 for i in range(3, 200)], False),
+    ],
+)
+def test_the_rule_for_growth_that_stopped(counts, stopped):
+    runs = tuple(range(3, 3 + len(counts)))
+    growth = Growth(runs, tuple(counts))
+    assert growth.stopped is stopped, growth.words("objects")
+
+
+def test_growth_must_stay_down_as_long_as_it_took_to_rise():
+    # Peak at run 60, flat since: not yet at run 100, but at run 120.
+    runs = tuple(range(3, 121))
+    counts = tuple(min(r, 60) for r in runs)
+    assert not Growth(runs[: 100 - 3], counts[: 100 - 3]).stopped
+    assert Growth(runs, counts).stopped
+    assert Growth(runs, counts).words("objects") == (
+        "grew for 60 runs, then stopped (+57 objects after the measured runs, "
+        "none more through run 120)"
+    )
+    # And for QUIET_RUNS at the least.
+    assert not Growth((3, 3 + QUIET_RUNS - 1), (5, 5)).stopped
