@@ -42,7 +42,7 @@ def test_check_leaks_fails_exactly_the_leaking_test(pytester, test_module):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*check_leaks: 1 leak in test_module.test_leaks (3 runs after 2 warm-ups)*",
+            "*check_leaks: 1 leak in test_module.test_leaks (3 runs after 2 warm-ups, then 497 runs to see what went on growing)*",
             "LEAK: 3 dict objects*",
             f"  allocated at {test_module}:{line_of('CACHE.append')}",
             "  held by global `CACHE` of module `test_module`",
@@ -72,7 +72,7 @@ def test_marker_checks_one_test(pytester):
     )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*1 leak in test_marked.test_marked (4 runs after 1 warm-up)*"])
+    result.stdout.fnmatch_lines(["*1 leak in test_marked.test_marked (4 runs after 1 warm-up, then 496 runs to see what went on growing)*"])
 
 
 def test_marker_ignores_types(pytester, test_module):
@@ -363,11 +363,11 @@ def test_ini_options(pytester):
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
-        ["*check_leaks: 1 leak in test_ini.test_leaks (4 runs after 1 warm-up)*"]
+        ["*check_leaks: 1 leak in test_ini.test_leaks (4 runs after 1 warm-up, then 496 runs to see what went on growing)*"]
     )
     # The command line wins over the ini file.
     result = pytester.runpytest_subprocess("--check-leaks-repeat", "2")
-    result.stdout.fnmatch_lines(["*(2 runs after 1 warm-up)*"])
+    result.stdout.fnmatch_lines(["*(2 runs after 1 warm-up, then 498 runs*"])
 
 
 def test_a_bad_ini_value_is_a_usage_error(pytester):
@@ -603,3 +603,26 @@ def test_one_time_groups_are_summed_up_unless_asked_for(pytester):
     assert "one-time: 1 list object" not in result.stdout.str()
     result = pytester.runpytest_subprocess("--check-leaks", "--check-leaks-one-time")
     result.stdout.fnmatch_lines(["one-time: 1 list object*"])
+
+
+BUFFERED = """
+EVENTS = []
+
+
+def test_buffers():
+    EVENTS.append(("event", len(EVENTS)))
+    if len(EVENTS) == 30:
+        EVENTS.clear()
+"""
+
+
+def test_a_test_whose_growth_stops_passes_and_max_runs_sets_the_bound(pytester):
+    """A buffer flushed every 30 events grows in every measured run: it
+    passes, unless the runs allowed are too few to see it stop."""
+    pytester.makepyfile(test_buffered=BUFFERED)
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["check_leaks: 1 checked, 0 leaking"])
+    result = pytester.runpytest_subprocess("--check-leaks", "--check-leaks-max-runs", "12")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  grew through 12 runs (+1 tuple objects a run), higher at *"])

@@ -130,9 +130,9 @@ class Stopwatch:
     checker leaves behind in each run it measures)."""
 
     def __new__(cls, multiple: float, allowance: float) -> Stopwatch:
-        """A check that may take `multiple` times its first run plus
-        `allowance` seconds, from now. `ValueError` for a negative or
-        infinite figure."""
+        """A check whose runs may take `multiple` times its first run plus
+        `allowance` seconds in all (the checker's own work between runs is
+        not counted). `ValueError` for a negative or infinite figure."""
     def run(self, call: Callable[[], object], /) -> None:
         """Call `call()` once and time it; what it raises goes through."""
     def new_phase(self) -> None:
@@ -142,7 +142,7 @@ class Stopwatch:
         """Why no more run may be made, in words: the last 3 runs each took
         at least 1.5 times the one before, the last at least 10 ms (code
         that slows down); or the next run, taken to last as long as the
-        last, would end past the budget. `None` while runs may go on."""
+        last, would take the runs past the budget. `None` while runs may go on."""
     def __len__(self) -> int:
         """Runs timed so far."""
 

@@ -33,7 +33,8 @@ TRACEBACK_FRAMES = 32
 # measured run must go on growing to be called a leak: a cache that fills
 # within half of them is seen to stop (see `growth`).
 MAX_RUNS = 500
-# A check may take this many times its first run, plus this many seconds.
+# A check's runs may take this many times its first run, plus this many
+# seconds, in all.
 TIME_MULTIPLE = 50.0
 TIME_ALLOWANCE = 5.0
 
@@ -60,7 +61,7 @@ def check(
     stops growing, as a cache does once full, is not a leak, and neither is
     a group that fills a cache with a bound. A group that did not grow in
     every run is reported as a one-time allocation. The whole check may
-    take `time_multiple` times the first run plus `time_allowance` seconds;
+    take `time_multiple` times the first run plus `time_allowance` seconds in runs;
     code that slows down run after run is stopped and said to. Objects of
     the types in `ignore` (classes, or qualified names such as "dict" or
     "app.Session") are left out.

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .census import census
-from .checker import REPEAT, WARMUP, check
+from .checker import MAX_RUNS, REPEAT, TIME_ALLOWANCE, TIME_MULTIPLE, WARMUP, check
 
 EXIT_CLEAN, EXIT_LEAKS, EXIT_ERROR = 0, 1, 2
 
@@ -66,6 +66,22 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"runs before measuring (default: {WARMUP})",
     )
+    cli.add_argument(
+        "--max-runs",
+        type=_positive,
+        default=MAX_RUNS,
+        metavar="N",
+        help="runs in all through which what grew in every measured run must go on "
+        f"growing to be a leak (default: {MAX_RUNS})",
+    )
+    cli.add_argument(
+        "--time-allowance",
+        type=_seconds,
+        default=TIME_ALLOWANCE,
+        metavar="SECONDS",
+        help=f"the check may take {TIME_MULTIPLE:g} times the first run plus this "
+        f"(default: {TIME_ALLOWANCE:g})",
+    )
     for flag, what in (
         ("--json", "the report as JSON"),
         ("--html", "the report as an HTML page"),
@@ -100,12 +116,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours, theirs = _split(cli, argv)
     options = cli.parse_args(ours)
     options.args = theirs
+    if options.max_runs < options.repeat:
+        cli.error(f"--max-runs ({options.max_runs}) must be at least --repeat ({options.repeat})")
     try:
         run = _runner(options)
     except (ImportError, AttributeError, OSError, ValueError, SyntaxError) as error:
         cli.error(str(error))  # exits with status 2
     try:
-        report = check(run, warmup=options.warmup, repeat=options.repeat)
+        report = check(
+            run,
+            warmup=options.warmup,
+            repeat=options.repeat,
+            max_runs=options.max_runs,
+            time_allowance=options.time_allowance,
+        )
     except Exception:
         traceback.print_exc()
         print(f"error: {_describe(options)} raised an exception", file=sys.stderr)
@@ -215,14 +239,32 @@ def _describe(options: argparse.Namespace) -> str:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
 def _natural(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
+def _integer(text: str) -> int:
+    # argparse would name the function: "invalid _positive value".
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number of seconds, at least 0")
     return value

@@ -67,6 +67,8 @@ class Growth:
                 f"none more through run {self.runs[-1]})"
             )
         made = self.runs[-1] - self.runs[0]
+        if not made:
+            return f"grew in each of the {self.runs[0]} measured runs, and no more were made"
         rate = (self.counts[-1] - self.counts[0]) / made if made else 0.0
         return (
             f"grew through {self.runs[-1]} runs ({_rate(rate)} {noun} a run), "

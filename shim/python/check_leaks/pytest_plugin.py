@@ -28,7 +28,7 @@ import pytest
 # pytest-rerunfailures does.
 from _pytest.runner import runtestprotocol
 
-from .checker import REPEAT, WARMUP, check
+from .checker import MAX_RUNS, REPEAT, WARMUP, check
 from .holders import named_roots
 from .report import LeakReport
 
@@ -59,6 +59,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"runs before measuring (ini: check_leaks_warmup; default: {WARMUP})",
     )
     group.addoption(
+        "--check-leaks-max-runs",
+        type=int,
+        metavar="N",
+        help="runs in all through which what grew in every measured run must go on growing "
+        f"to be a leak (ini: check_leaks_max_runs; default: {MAX_RUNS})",
+    )
+    group.addoption(
         "--check-leaks-report",
         metavar="DIR",
         help="write each leaky test's report to DIR, as JSON and HTML",
@@ -68,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "check_leaks_repeat", "measured runs per test", type="string", default=str(REPEAT)
     )
     parser.addini("check_leaks_warmup", "runs before measuring", type="string", default=str(WARMUP))
+    parser.addini(
+        "check_leaks_max_runs",
+        "runs in all through which growth must go on to be a leak",
+        type="string",
+        default=str(MAX_RUNS),
+    )
     parser.addini(
         "check_leaks_ignore",
         "types whose objects are never reported, one qualified name a line",
@@ -85,7 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_leak_check: never check this test for leaks")
     config.pluginmanager.register(_Summary(), "check_leaks-summary")
     # A bad ini value stops the session before any test runs.
-    for name in ("check_leaks_repeat", "check_leaks_warmup"):
+    for name in ("check_leaks_repeat", "check_leaks_warmup", "check_leaks_max_runs"):
         try:
             int(_setting(config, name))
         except ValueError:
@@ -151,6 +164,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     options: dict[str, Any] = {
         "repeat": int(_setting(config, "check_leaks_repeat")),
         "warmup": int(_setting(config, "check_leaks_warmup")),
+        "max_runs": int(_setting(config, "check_leaks_max_runs")),
         "ignore": config.getini("check_leaks_ignore"),
         **(marker.kwargs if marker else {}),
     }
@@ -192,14 +206,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             leaks = check(repetition, **options)
     except _RunEnded as ended:
         if ended.report.failed and not (ended.run == 1 and first_is_logged):
-            # The cheap pass, then, if a counter moved, the traced pass.
+            # The cheap pass, then, if a counter moved, the traced pass,
+            # then, if something grew in every run, the runs that follow it.
             per_pass = options["warmup"] + options["repeat"]
-            run, traced = (ended.run - 1) % per_pass + 1, ended.run > per_pass
+            if ended.run > 2 * per_pass:
+                when = (
+                    f"on run {ended.run - 2 * per_pass} of those made after the measured "
+                    "runs to see whether what grew went on growing"
+                )
+            else:
+                run, traced = (ended.run - 1) % per_pass + 1, ended.run > per_pass
+                when = (
+                    f"on repetition {run} "
+                    f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs"
+                    f"{', in the traced pass that follows when one moved a counter' if traced else ''})"
+                )
             verdict = (
-                f"check_leaks: the test failed on repetition {run} "
-                f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs"
-                f"{', in the traced pass that follows when one moved a counter' if traced else ''}"
-                f"), though it may pass once:\n{ended.report.longreprtext}"
+                f"check_leaks: the test failed {when}, though it may pass once:\n"
+                f"{ended.report.longreprtext}"
             )
         elif ended.report.when == "call" and not ended.report.failed:
             # Skipped (or xfailed) inside the test on a repetition: if it

@@ -218,7 +218,7 @@ def _holders(root: str | None, chain: list[Node], held_by: list[str]) -> list[st
         what = "it" if len(chain) == 1 else f"the {top.type} {top.repr} holding it"
         lines.append(f"  held by nothing visible: {what} is held from C")
     links = [
-        ("  held by " if i == 0 else "        → ") + (f"{n} × {text}" if n > 1 else text)
+        ("  held by " if i == 0 else "        → ") + (f"{n:,} × {text}" if n > 1 else text)
         for i, (n, text) in enumerate(_runs_of(held_by))
     ]
     if len(links) > 2 * SHOWN_LINKS:
