@@ -14,7 +14,7 @@ def _bounded(key):
     return [key]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unbounded(key):
     return [key]
 

@@ -208,7 +208,11 @@ def test_without_the_debug_allocator_hooks_every_check_is_full(leakext):
     path = os.path.dirname(leakext.__file__)
     env = {**os.environ, "PYTHONMALLOC": "malloc", "PYTHONPATH": path}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     ).stdout
     assert out.split() == ["True", "False"]
 
@@ -416,7 +420,8 @@ def test_blocks_of_a_leaked_object_are_not_a_raw_leak():
 
     traced = []
     report = check_leaks.check(
-        lambda: (traced.append(tracemalloc.is_tracing()), keeps_growing_dicts()), repeat=REPEAT
+        lambda: (traced.append(tracemalloc.is_tracing()), keeps_growing_dicts()),
+        repeat=REPEAT,
     )
     assert report.block_leaks == [] and len(report.leaks) == 1, str(report)
     # The blocks are the leaked dicts', so none was a candidate: the runs
@@ -578,7 +583,11 @@ NUMBERS = itertools.count(10**6)
 
 def test_lru_cache_entries_are_accounted_for():
     report = check_leaks.check(lambda: cached(next(NUMBERS)), repeat=REPEAT)
-    assert {g.type for g in report.groups} == {"list", "int", "functools._lru_list_elem"}
+    assert {g.type for g in report.groups} == {
+        "list",
+        "int",
+        "functools._lru_list_elem",
+    }
     for group in report.groups:
         assert group.unaccounted_references == 0 and not group.held_from_c, group
         assert group.held_by[0] == "global `cached` of module `test_checker`"

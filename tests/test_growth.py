@@ -138,7 +138,9 @@ def test_the_time_budget_ends_a_check_with_a_verdict():
 def test_a_check_out_of_time_before_its_measured_runs_fails_and_says_why():
     report = check_leaks.check(growing_code.grow_list, time_multiple=0, time_allowance=0)
     assert report and report.unfinished, str(report)
-    assert str(report).startswith("check_leaks: could not check growing_code.grow_list: stopped after 1 run")
+    assert str(report).startswith(
+        "check_leaks: could not check growing_code.grow_list: stopped after 1 run"
+    )
 
 
 def test_max_runs_below_the_measured_runs_is_refused():

@@ -139,12 +139,14 @@ def bounded_cache(chain: list[Any], new: set[int]) -> str | None:
         for holder in chain:
             if issubclass(type(holder), sqlite3.Connection):
                 # Modules/_sqlite/connection.c drops the dead ones every 200 cursors.
-                return "the cursor list of a `sqlite3.Connection` (dead ones pruned every 200 cursors)"
+                return (
+                    "the cursor list of a `sqlite3.Connection` (dead ones pruned every 200 cursors)"
+                )
     return None
 
 
 def _bound_of(holder: Any) -> str | None:
-    if type(holder) is functools._lru_cache_wrapper:  # type: ignore[attr-defined]
+    if type(holder) is functools._lru_cache_wrapper:
         info = holder.cache_info()
         if info.maxsize is not None:
             return f"`{_qualified(holder)}` (`lru_cache`, {info.currsize} of {info.maxsize})"
@@ -155,9 +157,10 @@ def _bound_of(holder: Any) -> str | None:
             return f"a `deque` ({collections.deque.__len__(holder)} of its maxlen {maxlen})"
     re = sys.modules.get("re")
     if re is not None and type(holder) is dict:
+        size = len(holder)
         for name, bound in (("_cache", "_MAXCACHE"), ("_cache2", "_MAXCACHE2")):
             if holder is getattr(re, name, None) and hasattr(re, bound):
-                return f"`re.{name}`, compiled patterns ({len(holder)} of {getattr(re, bound)})"
+                return f"`re.{name}`, compiled patterns ({size} of {getattr(re, bound)})"
     return None
 
 

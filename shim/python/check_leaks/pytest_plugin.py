@@ -216,10 +216,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                 )
             else:
                 run, traced = (ended.run - 1) % per_pass + 1, ended.run > per_pass
+                pass_ = ", in the traced pass that follows when one moved a counter"
                 when = (
                     f"on repetition {run} "
                     f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs"
-                    f"{', in the traced pass that follows when one moved a counter' if traced else ''})"
+                    f"{pass_ if traced else ''})"
                 )
             verdict = (
                 f"check_leaks: the test failed {when}, though it may pass once:\n"

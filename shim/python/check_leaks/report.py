@@ -377,7 +377,9 @@ def build_report(
         for (cls, _), found in members.items()
         if type_name_of_class(cls) not in ignored
     ]
-    grouped.sort(key=lambda entry: (not entry[0].leak, -entry[0].size, -entry[0].count, entry[0].type))
+    grouped.sort(
+        key=lambda entry: (not entry[0].leak, -entry[0].size, -entry[0].count, entry[0].type)
+    )
     groups = [group for group, _ in grouped]
     runs = len(survivors)
     growing = [

@@ -60,9 +60,10 @@ def apply(
     block_leaks = judge(
         report.block_leaks, "blocks", "blocks", "raw memory allocated at {item.site}"
     )
-    descriptor_leak = report.descriptor_leak
-    if descriptor_leak is not None:
-        [descriptor_leak] = judge([descriptor_leak], "descriptors", "descriptors", "file descriptors") or [None]
+    descriptors = [report.descriptor_leak] if report.descriptor_leak else []
+    descriptor_leak = next(
+        iter(judge(descriptors, "descriptors", "descriptors", "file descriptors")), None
+    )
     reference_leak = report.reference_leak
     if reference_leak and growths[("references", 0)].stopped:
         reference_leak = False
