@@ -65,8 +65,10 @@ def add_to_unflushed_buffer():
 
 
 class Cache:
-    """A third-party least-recently-used cache: no bound the interpreter
-    knows of, so only running on tells it stops."""
+    """A third-party least-recently-used cache, pruned as SQLAlchemy's
+    LRUCache is: grown to half as much again as its size, then cut back to
+    its size. No bound the interpreter knows of, so only running on tells
+    it stops; and it is counted at different points of its cycle."""
 
     def __init__(self, size):
         self.size = size
@@ -74,8 +76,9 @@ class Cache:
 
     def get(self, key):
         value = self.data[key] = [key]
-        if len(self.data) > self.size:
-            self.data.popitem(last=False)
+        if len(self.data) > self.size * 1.5:
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
         return value
 
 
@@ -102,3 +105,29 @@ STEADY = []
 def grow_steadily():
     STEADY.append(("layer", len(STEADY)))
     sum(1 for _ in itertools.product((0, 1), repeat=8))
+
+
+RESIZED = []
+
+
+def _make():
+    return {}
+
+
+def _fill(entries):
+    for i in range(20):
+        entries[i] = None  # its key table grows here, in another frame
+
+
+def keep_a_dict_resized_elsewhere():
+    entries = _make()
+    _fill(entries)
+    RESIZED.append(entries)
+
+
+PAIRS = []
+
+
+def grow_two_groups_of_one_type():
+    PAIRS.append({"first": 1})
+    PAIRS.append({"second": 2})

@@ -167,6 +167,21 @@ def test_the_rule_for_growth_that_stopped(counts, stopped):
     assert growth.stopped is stopped, growth.words("objects")
 
 
+def test_a_pruned_cache_sampled_at_other_points_of_its_cycle_has_stopped():
+    # SQLAlchemy's compiled cache, new engine per call, as counted: it fills
+    # to run 121, then prunes back and refills; the samples' highest creeps
+    # up by less than the falls.
+    runs = (3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 22, 27, 33, 41, 51, 63, 78, 97, 121, 151, 188)
+    runs += (235, 293, 366, 457, 500)
+    counts = (10103, 10127, 10151, 10175, 10199, 10223, 10271, 10319, 10391, 10463, 10559)
+    counts += (10679, 10823, 11015, 11255, 11543, 11903, 12359, 12935, 12426, 13314, 13218)
+    counts += (13386, 12690, 12426, 13458)
+    growth = Growth(runs, counts)
+    assert growth.noise == 960 and growth.peak_run == 121 and growth.stopped
+    # The same rises with nothing falling: each new high is growth.
+    assert not Growth(runs, tuple(sorted(counts))).stopped
+
+
 def test_growth_must_stay_down_as_long_as_it_took_to_rise():
     # Peak at run 60, flat since: not yet at run 100, but at run 120.
     runs = tuple(range(3, 121))
@@ -179,3 +194,19 @@ def test_growth_must_stay_down_as_long_as_it_took_to_rise():
     )
     # And for QUIET_RUNS at the least.
     assert not Growth((3, 3 + QUIET_RUNS - 1), (5, 5)).stopped
+
+
+def test_a_dict_resized_at_a_later_line_owns_its_key_table():
+    """The table a dict grows into is allocated where it grew, not where the
+    dict was made: it is the dict's memory, not raw memory in no object."""
+    report = check_leaks.check(growing_code.keep_a_dict_resized_elsewhere)
+    assert report.block_leaks == [] and report.bounded == [], str(report)
+    group = leak_of(report, "dict")
+    assert group.leak and group.held_by[0] == "global `RESIZED` of module `growing_code`"
+
+
+def test_two_groups_of_one_type_are_each_followed():
+    report = check_leaks.check(growing_code.grow_two_groups_of_one_type)
+    groups = [g for g in report.groups if g.type == "dict" and g.per_run == [1, 1, 1]]
+    assert len(groups) == 2 and all(g.leak for g in groups), str(report)
+    assert all(g.growth.startswith(f"grew through {checker.MAX_RUNS} runs") for g in groups)

@@ -70,22 +70,22 @@ impl Probe {
 
 impl Probe {
     fn take(&self, py: Python<'_>, extra: Vec<isize>) -> Vec<isize> {
-        let index: HashMap<usize, usize> = (self.types.iter().enumerate())
-            .map(|(i, kind)| (kind.as_ptr() as usize, i))
+        // A type may be asked for more than once: each of its groups.
+        let mut by_type: HashMap<usize, isize> = (self.types.iter())
+            .map(|kind| (kind.as_ptr() as usize, 0))
             .collect();
         let watched: HashMap<usize, usize> = (self.objects.iter().enumerate())
             .filter(|(_, &(id, serial))| serial_of(py, id) == serial)
             .map(|(i, &(id, _))| (id, i))
             .collect();
         let unreleased = unreleased_type_refs(py);
-        let mut instances = vec![0; self.types.len()];
         let mut counts = vec![0; self.objects.len()];
         let mut references = 0;
         for_each_traced(py, |object, _| {
             // SAFETY: the table lists live objects, and nothing runs during the walk.
             let kind = unsafe { pyo3::ffi::Py_TYPE(object) } as usize;
-            if let Some(&i) = index.get(&kind) {
-                instances[i] += 1;
+            if let Some(instances) = by_type.get_mut(&kind) {
+                *instances += 1;
             }
             // SAFETY: as above.
             let count =
@@ -98,7 +98,9 @@ impl Probe {
                 counts[i] = count;
             }
         });
-        let mut sample = instances;
+        let mut sample: Vec<isize> = (self.types.iter())
+            .map(|kind| by_type[&(kind.as_ptr() as usize)])
+            .collect();
         sample.extend(counts);
         sample.push(references);
         sample.push(open_descriptors().len() as isize);

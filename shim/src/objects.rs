@@ -143,6 +143,35 @@ unsafe extern "C" fn trampoline<F: FnMut(usize)>(
     0
 }
 
+/// The addresses of the memory blocks the live `object` owns apart from
+/// itself, which the allocator gave it later and which no traceback ties to
+/// the line that made it: a dict's key and value tables, a list's item
+/// array, a set's table beyond its small one, a bytearray's buffer.
+pub fn owned_blocks(object: *mut ffi::PyObject) -> [usize; 2] {
+    // SAFETY: the caller passes a live object; each cast follows the check
+    // of its type, and only pointers are read.
+    unsafe {
+        if ffi::PyDict_Check(object) != 0 {
+            let dict = object.cast::<ffi::PyDictObject>();
+            [(*dict).ma_keys as usize, (*dict).ma_values as usize]
+        } else if ffi::PyList_Check(object) != 0 {
+            [(*object.cast::<ffi::PyListObject>()).ob_item as usize, 0]
+        } else if ffi::PyAnySet_Check(object) != 0 {
+            let set = object.cast::<ffi::PySetObject>();
+            let small = std::ptr::addr_of_mut!((*set).smalltable).cast::<ffi::setentry>();
+            let table = (*set).table;
+            [if table == small { 0 } else { table as usize }, 0]
+        } else if ffi::PyByteArray_Check(object) != 0 {
+            [
+                (*object.cast::<ffi::PyByteArrayObject>()).ob_bytes as usize,
+                0,
+            ]
+        } else {
+            [0, 0]
+        }
+    }
+}
+
 /// The reference count of `object`, or `None` if it is immortal: its count
 /// then means nothing and nothing can leak it.
 pub fn refcount(object: Borrowed<'_, '_, PyAny>) -> Option<isize> {

@@ -13,9 +13,20 @@ use pyo3::types::{PyString, PyTuple};
 use pyo3::Borrowed;
 
 use crate::objects::{
-    for_each_traced, kept_by_deallocs, last_serial, refcount, serial_of, unreleased_type_refs,
-    UnreleasedTypeRefs,
+    for_each_traced, kept_by_deallocs, last_serial, owned_blocks, refcount, serial_of,
+    unreleased_type_refs, UnreleasedTypeRefs,
 };
+
+extern "C" {
+    /// The traceback of the block at `ptr` in `domain` (0: Python's
+    /// allocators), None if tracemalloc traces none there. Internal to
+    /// CPython 3.13 (`pycore_tracemalloc.h`), and exported by the
+    /// interpreter, which links with `-export-dynamic`.
+    fn _PyTraceMalloc_GetTraceback(
+        domain: std::os::raw::c_uint,
+        ptr: usize,
+    ) -> *mut pyo3::ffi::PyObject;
+}
 
 /// tracemalloc's live blocks grouped by their traceback below the harness:
 /// (blocks, bytes) by traceback key.
@@ -174,6 +185,30 @@ impl Snapshots {
             .collect();
         found.sort_unstable();
         found
+    }
+
+    /// tracemalloc's live blocks that live objects own (`owned_blocks`),
+    /// counted by traceback key: a dict's key table, resized at a later
+    /// line than the one that made the dict, is the dict's memory.
+    fn owned_traces(&self, py: Python<'_>) -> PyResult<HashMap<u64, isize>> {
+        let mut blocks = Vec::new();
+        for_each_traced(py, |object, _| {
+            blocks.extend(owned_blocks(object).into_iter().filter(|&block| block != 0));
+        });
+        let mut counts = HashMap::new();
+        for block in blocks {
+            // SAFETY: the token proves the GIL; the address is only looked
+            // up (a block freed meanwhile is simply not found).
+            let traceback = unsafe { _PyTraceMalloc_GetTraceback(0, block) };
+            // SAFETY: a new reference, or NULL with an exception set.
+            let traceback = unsafe { Bound::from_owned_ptr_or_err(py, traceback) }?;
+            if !traceback.is_none() {
+                *counts
+                    .entry(key_of(&traceback, &self.harness)?)
+                    .or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
     }
 
     /// tracemalloc's live blocks now with each of `keys` (from

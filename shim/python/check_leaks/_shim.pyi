@@ -210,6 +210,11 @@ class Snapshots:
         references keep only the type alive; they are left out of every
         reference count here."""
 
+    def owned_traces(self) -> dict[int, int]:
+        """tracemalloc's live blocks that live objects own, by traceback
+        key (as `growing_traces` keys them): a dict's key and value tables,
+        a list's item array, a set's table, a bytearray's buffer. Such a
+        block is its object's memory, wherever it was allocated."""
     def trace_counts(self, keys: Sequence[int]) -> list[int]:
         """tracemalloc's live blocks now with each of `keys` (from
         `growing_traces`); 0 where it traces none."""

@@ -3,14 +3,17 @@
 A check's measured runs name the candidates: what grew in every one of them.
 A cache that fills up grows in each of its first hundred runs too, so the
 code then runs on, untraced, in batches a quarter longer each time, and each
-candidate's count is taken after every batch. A count has stopped when it
-has stayed at or below its peak for as many runs as it took to reach it
-(and for `QUIET_RUNS` at least). Any growth that goes on at a steady rate
-beats bounded noise by then: after twice the runs, a leak of r a run is r*p
-above its level at the peak's run p, which bounded noise cannot make up
-while the leak rises faster than the noise does. What has not stopped when
-the budget of runs and seconds is spent is a leak, and the verdict says how
-many runs and counts support it.
+candidate's count is taken after every batch.
+
+A count has stopped when it has stayed within its noise of its peak for as
+many runs as it took to get there (and for `QUIET_RUNS` at least). Its
+noise is the largest fall it made, from one count to a later one: a cache
+that prunes itself back now and then is sampled at different points of its
+cycle, so its highest count creeps up by less than that, while growth that
+goes on clears it. After twice the runs, a leak of r a run is r*p above its
+level at run p, which bounded noise of that size cannot make up once r*p
+exceeds it. What has not stopped when the budget of runs and seconds is
+spent is a leak, and the verdict says how many runs and counts support it.
 """
 
 from __future__ import annotations
@@ -42,9 +45,21 @@ class Growth:
         return max(self.counts)
 
     @property
+    def noise(self) -> int:
+        """The largest fall from one count to a later one: how far the
+        count moves without growing. A leak never falls."""
+        high, fall = self.counts[0], 0
+        for count in self.counts:
+            high = max(high, count)
+            fall = max(fall, high - count)
+        return fall
+
+    @property
     def peak_run(self) -> int:
-        """The run after which the peak was first counted."""
-        return self.runs[self.counts.index(self.peak)]
+        """The run after which the count first came within its noise of its
+        peak."""
+        level = self.peak - self.noise
+        return next(run for run, count in zip(self.runs, self.counts, strict=True) if count >= level)
 
     @property
     def stopped(self) -> bool:
@@ -61,10 +76,11 @@ class Growth:
         runs, then stopped (+38 dict objects after the measured runs, none
         more through run 97)'."""
         if self.stopped:
+            rise = f"{self.peak - self.counts[0]:+d} {noun} after the measured runs"
+            beyond = f" beyond its swings of {self.noise}" if self.noise else ""
             return (
                 f"grew for {self.peak_run} runs, then stopped "
-                f"({self.peak - self.counts[0]:+d} {noun} after the measured runs, "
-                f"none more through run {self.runs[-1]})"
+                f"({rise}, none more{beyond} through run {self.runs[-1]})"
             )
         made = self.runs[-1] - self.runs[0]
         if not made:

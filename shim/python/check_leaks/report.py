@@ -275,6 +275,9 @@ class Evidence:
     unreleased_type_refs: list[tuple[int, list[int]]]
     # (key, traceback, per-run blocks, per-run bytes) of raw blocks that grew.
     growing_blocks: list[tuple[int, RawTraceback, list[int], list[int]]]
+    # Live traced blocks that live objects own (a dict's key table, a list's
+    # items...), by traceback key; counted only when some block grew.
+    owned_blocks: dict[int, int]
     new_descriptors: list[list[tuple[int, str]]]
     object_deltas: list[int]
     refcount_deltas: list[int]
@@ -323,6 +326,7 @@ def gather(snapshots: _shim.Snapshots) -> Evidence:
     unaccounted = {i: heap.unaccounted_references(i) for i in [*new, *(i for i, _, _ in growing)]}
     # The raw form costs a third of get_object_traceback()'s wrapper objects.
     tracebacks = {i: _tracemalloc._get_object_traceback(heap.object(i)) for i in new}
+    growing_blocks = _growing_blocks(snapshots)
     return Evidence(
         heap,
         survivors,
@@ -330,7 +334,8 @@ def gather(snapshots: _shim.Snapshots) -> Evidence:
         tracebacks,
         growing,
         [(i, rises) for i, rises in snapshots.unreleased_type_refs() if i in heap],
-        _growing_blocks(snapshots),
+        growing_blocks,
+        snapshots.owned_traces() if growing_blocks else {},
         snapshots.new_descriptors(),
         snapshots.object_deltas(),
         snapshots.refcount_deltas(),
@@ -451,9 +456,11 @@ def _reference_leak(
 
 
 def _block_leaks(evidence: Evidence) -> list[tuple[int, BlockLeak]]:
-    """Blocks that grew in every run, less those that may be part of an
-    object the runs left alive: one allocated by the same code, at another
-    line of the same frame or at the same line."""
+    """Blocks that grew in every run, less those that are part of a live
+    object (a dict's key table, resized at a later line than the one that
+    made the dict), and those that may be part of an object the runs left
+    alive: one allocated by the same code, at another line of the same frame
+    or at the same line."""
     owners = {
         _frame_of(_below_harness(traceback))
         for traceback in evidence.tracebacks.values()
@@ -462,6 +469,8 @@ def _block_leaks(evidence: Evidence) -> list[tuple[int, BlockLeak]]:
     leaks = []
     for key, traceback, blocks, sizes in evidence.growing_blocks:
         if not traceback or _frame_of(traceback) in owners:
+            continue
+        if evidence.owned_blocks.get(key, 0) >= sum(blocks):
             continue
         frames = _user_frames(traceback)
         leaks.append(
