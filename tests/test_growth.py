@@ -2,6 +2,7 @@
 goes on growing. Each case that stops has a twin that does not, and the
 slowing code gets a verdict instead of a hang."""
 
+import re
 import time
 
 import check_leaks
@@ -109,7 +110,9 @@ def test_code_that_slows_down_gets_a_verdict():
     report = check_leaks.check(growing_code.slow_down)
     assert report, str(report)
     assert report.stopped.startswith("stopped after ")
-    assert "each took about twice the last" in report.stopped
+    # Each run walks twice the paths of the last; how long that takes
+    # depends on what else the machine does.
+    assert re.search(r": each took about (twice|\d+\.\d times) the last \(", report.stopped)
     assert report.stopped.endswith("something grows that every run walks")
     # What grew is reported, held where it is.
     group = leak_of(report, "tuple")

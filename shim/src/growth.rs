@@ -46,6 +46,7 @@ impl Probe {
     /// reference count per object (0 once it is freed), the sum of the
     /// reference counts of every mortal object, the number of open
     /// descriptors, then `extra` as it is.
+    #[pyo3(signature = (runs, extra, /))]
     fn sample(&mut self, py: Python<'_>, runs: usize, extra: Vec<isize>) {
         let sample = self.take(py, extra);
         self.runs.push(runs);

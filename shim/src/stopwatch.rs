@@ -24,6 +24,12 @@ pub struct Stopwatch {
     /// Runs since the phase began: slowing down is judged within a phase,
     /// since a traced run is slower than an untraced one.
     phase_start: usize,
+    /// The time of the runs that count against the budget.
+    spent: Duration,
+    /// Whether this phase's runs do: not the few traced ones, which
+    /// tracemalloc makes up to fifty times slower, and which are as many
+    /// as the measured runs asked for.
+    counted: bool,
 }
 
 #[pymethods]
@@ -47,20 +53,31 @@ impl Stopwatch {
             allowance,
             runs: Vec::new(),
             phase_start: 0,
+            spent: Duration::ZERO,
+            counted: true,
         })
     }
 
     /// Call `call` once, timing it.
+    #[pyo3(signature = (call, /))]
     fn run(slf: &Bound<'_, Self>, call: &Bound<'_, PyAny>) -> PyResult<()> {
         let start = Instant::now();
         let result = call.call0();
-        slf.borrow_mut().runs.push(start.elapsed());
+        let took = start.elapsed();
+        let mut stopwatch = slf.borrow_mut();
+        stopwatch.runs.push(took);
+        if stopwatch.counted {
+            stopwatch.spent += took;
+        }
         result.map(drop)
     }
 
-    /// From here on, runs are compared only with each other.
-    fn new_phase(&mut self) {
+    /// From here on, runs are compared only with each other, and count
+    /// against the budget if `counted`.
+    #[pyo3(signature = (counted = true))]
+    fn new_phase(&mut self, counted: bool) {
         self.phase_start = self.runs.len();
+        self.counted = counted;
     }
 
     /// Why the check must make no more run, in words; `None` while it may.
@@ -81,11 +98,10 @@ impl Stopwatch {
             ));
         }
         let budget = self.budget(first);
-        // Only the runs count: the checker's own analysis between them is
+        // Only the counted runs: the checker's own analysis between them is
         // linear in the heap, and bounded apart. The next run is taken to
         // last as long as the last one did.
-        let spent: Duration = self.runs.iter().sum();
-        (spent + last > budget).then(|| {
+        (self.counted && self.spent + last > budget).then(|| {
             format!(
                 "stopped after {runs} runs: the check's time budget ran out ({} = {} × the first run's {} + {})",
                 seconds(budget),

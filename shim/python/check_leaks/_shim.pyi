@@ -135,14 +135,15 @@ class Stopwatch:
         not counted). `ValueError` for a negative or infinite figure."""
     def run(self, call: Callable[[], object], /) -> None:
         """Call `call()` once and time it; what it raises goes through."""
-    def new_phase(self) -> None:
-        """Compare the runs from here on only with each other: a traced run
-        is slower than an untraced one."""
+    def new_phase(self, counted: bool = True) -> None:
+        """Compare the runs from here on only with each other (a traced run
+        is slower than an untraced one), and count them against the budget
+        only if `counted`."""
     def halt(self) -> str | None:
         """Why no more run may be made, in words: the last 3 runs each took
         at least 1.5 times the one before, the last at least 10 ms (code
         that slows down); or the next run, taken to last as long as the
-        last, would take the runs past the budget. `None` while runs may go on."""
+        last, would take the counted runs past the budget. `None` while runs may go on."""
     def __len__(self) -> int:
         """Runs timed so far."""
 

@@ -116,7 +116,9 @@ def _explain(
                 # Only what the measured runs make needs a traceback: the
                 # warm-ups run untraced, several times faster.
                 window.enter_context(_tracing())
-                stopwatch.new_phase()
+                # As many as asked for, each up to fifty times slower than
+                # untraced: not counted against the budget.
+                stopwatch.new_phase(counted=False)
                 # Garbage made while tracing starts is not the runs'.
                 _collect()
             snapshots.record()
