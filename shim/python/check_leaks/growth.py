@@ -72,15 +72,21 @@ class Growth:
 
     def words(self, noun: str) -> str:
         """What the counts say, with `noun` a plural: 'grew through 67 runs
-        (+1 dict objects a run), higher at 19 of 20 counts', or 'grew for 41
+        (+1 dict objects a run), higher at 19 of 20 counts'; 'grew for 41
         runs, then stopped (+38 dict objects after the measured runs, none
-        more through run 97)'."""
+        more through run 97)'; or, for a count that also fell, 'rises and
+        falls by up to 960 dict objects, and has grown no further since run
+        121 (counted through run 293)'."""
+        if self.stopped and self.noise:
+            return (
+                f"rises and falls by up to {self.noise} {noun}, and has grown no further "
+                f"since run {self.peak_run} (counted through run {self.runs[-1]})"
+            )
         if self.stopped:
-            rise = f"{self.peak - self.counts[0]:+d} {noun} after the measured runs"
-            beyond = f" beyond its swings of {self.noise}" if self.noise else ""
             return (
                 f"grew for {self.peak_run} runs, then stopped "
-                f"({rise}, none more{beyond} through run {self.runs[-1]})"
+                f"({self.peak - self.counts[0]:+d} {noun} after the measured runs, "
+                f"none more through run {self.runs[-1]})"
             )
         made = self.runs[-1] - self.runs[0]
         if not made:
