@@ -636,3 +636,35 @@ def test_a_test_whose_growth_stops_passes_and_max_runs_sets_the_bound(pytester):
     result = pytester.runpytest_subprocess("--check-leaks", "--check-leaks-max-runs", "12")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["  grew through 12 runs (+1 tuple objects a run), higher at *"])
+
+
+STACKING = """
+STACK = []
+
+
+def test_stacks():
+    STACK.append(object())
+    assert len(STACK) < 60, "stacked too deep"
+"""
+
+
+def test_a_test_that_fails_once_its_growth_is_deep_enough_is_a_leak(pytester):
+    """It grows until its own assertion fails: the runs after the measured
+    ones stop there, and the growth they saw is the verdict."""
+    pytester.makepyfile(test_stacking=STACKING)
+    result = pytester.runpytest_subprocess("--check-leaks")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "check_leaks: 1 leak in test_stacking.test_stacks (3 runs after 2 warm-ups, *",
+            "stopped after 59 runs: the next one failed (test_stacking.py:6: AssertionError)",
+            "LEAK: 3 object objects*",
+            "  grew through * runs (+1 object objects a run), higher at *",
+        ]
+    )
+
+
+def test_a_time_allowance_that_is_not_a_number_stops_the_session(pytester):
+    pytester.makepyfile(test_stacking=STACKING)
+    result = pytester.runpytest_subprocess("-o", "check_leaks_time_allowance=soon")
+    result.stderr.fnmatch_lines(["*check_leaks_time_allowance must be a number of seconds*'soon'*"])

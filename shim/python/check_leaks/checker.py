@@ -37,6 +37,10 @@ MAX_RUNS = 500
 # seconds, in all.
 TIME_MULTIPLE = 50.0
 TIME_ALLOWANCE = 5.0
+# The allowance for one test of a suite, where a leaky test should cost
+# little more than its runs: a test of a few milliseconds still gets a
+# couple of hundred runs.
+TEST_TIME_ALLOWANCE = 1.0
 
 
 def check(
@@ -163,17 +167,43 @@ def _confirm(
     why = None
     while probe.runs < max_runs and not verdict.all_stopped(probe, candidates):
         left = batch = min(next_batch(probe.runs), max_runs - probe.runs)
+        failed = False
         while left:
             why = stopwatch.halt()
             if why is not None:
                 break
-            call()
+            try:
+                call()
+            except Exception as error:
+                # Code that cannot run on, such as a test that fails once
+                # what it stacks up is deep enough, is judged by the counts
+                # taken so far; what the failed run left is not counted.
+                why = f"stopped after {len(stopwatch) - 1} runs: the next one {_failure(error)}"
+                failed = True
+                break
             left -= 1
-        _collect()
-        probe.sample(probe.runs + batch - left, snapshots.trace_counts(candidates.block_keys))
+        if not failed:
+            _collect()
+            probe.sample(probe.runs + batch - left, snapshots.trace_counts(candidates.block_keys))
         if why is not None:
             break
     return verdict.apply(report, candidates, probe, stopped=why)
+
+
+class RunFailed(Exception):
+    """What a harness raises to end the runs when one fails (the pytest
+    plugin's failed test); its str() says how, in words."""
+
+
+def _failure(error: Exception) -> str:
+    """What a failed run raised, in one line, whatever its str() does."""
+    if isinstance(error, RunFailed):
+        return str(error)
+    try:
+        words = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
+    except Exception:
+        words = ""
+    return f"raised {type(error).__name__}" + (f": {words}" if words else "")
 
 
 def _level(

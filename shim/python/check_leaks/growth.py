@@ -59,7 +59,9 @@ class Growth:
         """The run after which the count first came within its noise of its
         peak."""
         level = self.peak - self.noise
-        return next(run for run, count in zip(self.runs, self.counts, strict=True) if count >= level)
+        return next(
+            run for run, count in zip(self.runs, self.counts, strict=True) if count >= level
+        )
 
     @property
     def stopped(self) -> bool:

@@ -28,7 +28,15 @@ import pytest
 # pytest-rerunfailures does.
 from _pytest.runner import runtestprotocol
 
-from .checker import MAX_RUNS, REPEAT, WARMUP, check
+from .checker import (
+    MAX_RUNS,
+    REPEAT,
+    TEST_TIME_ALLOWANCE,
+    TIME_MULTIPLE,
+    WARMUP,
+    RunFailed,
+    check,
+)
 from .holders import named_roots
 from .report import LeakReport
 
@@ -66,6 +74,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"to be a leak (ini: check_leaks_max_runs; default: {MAX_RUNS})",
     )
     group.addoption(
+        "--check-leaks-time-allowance",
+        type=float,
+        metavar="SECONDS",
+        help=f"a test's runs may take {TIME_MULTIPLE:g} times its first run plus this "
+        f"(ini: check_leaks_time_allowance; default: {TEST_TIME_ALLOWANCE:g})",
+    )
+    group.addoption(
         "--check-leaks-report",
         metavar="DIR",
         help="write each leaky test's report to DIR, as JSON and HTML",
@@ -75,6 +90,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "check_leaks_repeat", "measured runs per test", type="string", default=str(REPEAT)
     )
     parser.addini("check_leaks_warmup", "runs before measuring", type="string", default=str(WARMUP))
+    parser.addini(
+        "check_leaks_time_allowance",
+        "seconds a test's runs may take beyond a multiple of its first run",
+        type="string",
+        default=str(TEST_TIME_ALLOWANCE),
+    )
     parser.addini(
         "check_leaks_max_runs",
         "runs in all through which growth must go on to be a leak",
@@ -105,6 +126,15 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"check_leaks: {name} must be an integer, got {_setting(config, name)!r}"
             ) from None
+    allowance = _setting(config, "check_leaks_time_allowance")
+    try:
+        if not 0 <= float(allowance) < float("inf"):
+            raise ValueError(allowance)
+    except ValueError:
+        raise pytest.UsageError(
+            "check_leaks: check_leaks_time_allowance must be a number of seconds, at least 0, "
+            f"got {allowance!r}"
+        ) from None
 
 
 def _setting(config: pytest.Config, name: str) -> Any:
@@ -128,13 +158,18 @@ def _wanted(item: pytest.Item) -> bool:
     )
 
 
-class _RunEnded(Exception):
+class _RunEnded(RunFailed):
     """A repetition failed or skipped: the check stops there."""
 
     def __init__(self, run: int, report: pytest.TestReport) -> None:
         super().__init__(run, report)
         self.run = run
         self.report = report
+
+    def __str__(self) -> str:
+        # What a report says when the runs after the measured ones end here.
+        lines = self.report.longreprtext.strip().splitlines()
+        return f"{self.report.outcome}" + (f" ({lines[-1][:200]})" if lines else "")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -165,6 +200,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         "repeat": int(_setting(config, "check_leaks_repeat")),
         "warmup": int(_setting(config, "check_leaks_warmup")),
         "max_runs": int(_setting(config, "check_leaks_max_runs")),
+        "time_allowance": float(_setting(config, "check_leaks_time_allowance")),
         "ignore": config.getini("check_leaks_ignore"),
         **(marker.kwargs if marker else {}),
     }
@@ -206,22 +242,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             leaks = check(repetition, **options)
     except _RunEnded as ended:
         if ended.report.failed and not (ended.run == 1 and first_is_logged):
-            # The cheap pass, then, if a counter moved, the traced pass,
-            # then, if something grew in every run, the runs that follow it.
+            # The cheap pass, then, if a counter moved, the traced pass. (A
+            # run after those ends the check with a verdict instead.)
             per_pass = options["warmup"] + options["repeat"]
-            if ended.run > 2 * per_pass:
-                when = (
-                    f"on run {ended.run - 2 * per_pass} of those made after the measured "
-                    "runs to see whether what grew went on growing"
-                )
-            else:
-                run, traced = (ended.run - 1) % per_pass + 1, ended.run > per_pass
-                pass_ = ", in the traced pass that follows when one moved a counter"
-                when = (
-                    f"on repetition {run} "
-                    f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs"
-                    f"{pass_ if traced else ''})"
-                )
+            run, traced = (ended.run - 1) % per_pass + 1, ended.run > per_pass
+            pass_ = ", in the traced pass that follows when one moved a counter"
+            when = (
+                f"on repetition {run} "
+                f"(of {options['warmup']} warm-ups and {options['repeat']} measured runs"
+                f"{pass_ if traced else ''})"
+            )
             verdict = (
                 f"check_leaks: the test failed {when}, though it may pass once:\n"
                 f"{ended.report.longreprtext}"
