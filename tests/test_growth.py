@@ -190,6 +190,15 @@ def test_a_pruned_cache_sampled_at_other_points_of_its_cycle_has_stopped():
     assert not Growth(runs, tuple(sorted(counts))).stopped
 
 
+def test_too_few_runs_to_tell_are_said_to_be_too_few():
+    growth = Growth((3, 4, 5, 6), (100, 104, 90, 96))
+    assert not growth.stopped
+    assert growth.words("str objects") == (
+        "no higher after 3 more runs than after the measured ones, "
+        "but too few runs were made to tell that it stopped"
+    )
+
+
 def test_growth_must_stay_down_as_long_as_it_took_to_rise():
     # Peak at run 60, flat since: not yet at run 100, but at run 120.
     runs = tuple(range(3, 121))

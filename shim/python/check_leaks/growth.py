@@ -93,6 +93,11 @@ class Growth:
         made = self.runs[-1] - self.runs[0]
         if not made:
             return f"grew in each of the {self.runs[0]} measured runs, and no more were made"
+        if self.counts[-1] <= self.counts[0]:
+            return (
+                f"no higher after {made} more runs than after the measured ones, "
+                "but too few runs were made to tell that it stopped"
+            )
         rate = (self.counts[-1] - self.counts[0]) / made if made else 0.0
         return (
             f"grew through {self.runs[-1]} runs ({_rate(rate)} {noun} a run), "
