@@ -202,6 +202,8 @@ def describe_edge(holder: Any, held: Any) -> str:
     attribute = _attribute_name(holder, held)
     if attribute:
         return f"attribute `{attribute}` of {_a(holder)}"
+    if type(holder) is functools._lru_cache_wrapper:
+        return f"in the cache of `{_qualified(holder)}` (`lru_cache`)"
     return f"referenced by {_a(holder)}"
 
 
