@@ -2,6 +2,7 @@
 goes on growing. Each case that stops has a twin that does not, and the
 slowing code gets a verdict instead of a hang."""
 
+import html
 import re
 import time
 
@@ -98,6 +99,8 @@ def test_raw_blocks_freed_every_40_calls_are_not_a_leak(leakext):
     [words] = report.bounded
     assert words.startswith(f"raw memory allocated at {__file__}:")
     assert ", and has grown no further since run " in words
+    for text in (str(report), report.to_html()):
+        assert "not leaks, they grew and then stopped:" in text
 
 
 def test_raw_blocks_kept_for_ever_are_a_leak(leakext):
@@ -122,6 +125,7 @@ def test_code_that_slows_down_gets_a_verdict():
     group = leak_of(report, "tuple")
     assert group.held_by[0] == "global `LAYERS` of module `growing_code`"
     assert report.stopped in str(report)
+    assert f"<p>{html.escape(report.stopped)}</p>" in report.to_html()
 
 
 def test_code_that_grows_at_a_steady_pace_is_not_said_to_slow_down():

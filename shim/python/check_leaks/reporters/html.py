@@ -23,6 +23,7 @@ def render(report: LeakReport) -> str:
     # substitute() never looks for placeholders in the values it puts in.
     return string.Template(page.read_text(encoding="utf-8")).substitute(
         title=escape(lines[0]),
+        stopped=f"<p>{escape(report.stopped)}</p>" if report.stopped else "",
         sections=sections or "<p>Nothing was left behind.</p>",
         footer=escape(lines[-1]),
     )

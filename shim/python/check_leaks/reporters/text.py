@@ -70,9 +70,6 @@ def render(report: LeakReport, *, one_time: bool = True) -> str:
             lines.append(report.stopped)
     for _, section in sections(report, one_time=one_time):
         lines += ["", *section]
-    if report.bounded:
-        lines += ["", "not leaks, they grew and then stopped:"]
-        lines += [f"  {words}" for words in report.bounded]
     once = [group for group in report.groups if not group.leak and group.growth is None]
     if once and not one_time:
         lines += [
@@ -131,6 +128,16 @@ def sections(report: LeakReport, *, one_time: bool = True) -> list[tuple[bool, l
             (g.leak, _group(g, report.runs))
             for g in report.groups
             if one_time or g.leak or g.growth is not None
+        ),
+        *(
+            [
+                (
+                    False,
+                    ["not leaks, they grew and then stopped:", *(f"  {w}" for w in report.bounded)],
+                )
+            ]
+            if report.bounded
+            else []
         ),
     ]
 
