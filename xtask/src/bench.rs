@@ -108,9 +108,12 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
     let (check, naive) = (heap["check_leaks"], heap["naive"]);
     println!(
         "\nleak check on {} live objects: check_leaks {check:.2} s, \
-         naive gc diff + get_referrers {naive:.2} s ({:.2}x)",
+         naive gc diff + get_referrers {naive:.2} s ({:.2}x), with the same runs; \
+         confirmed over {} more runs, {:.2} s",
         heap["heap_objects"],
-        check / naive
+        check / naive,
+        heap["confirm_runs"],
+        heap["confirmed"],
     );
     for (size, suite) in SUITE_HEAPS.iter().zip(&suites) {
         let (plain, checked) = (suite["plain_ms"], suite["checked_ms"]);
