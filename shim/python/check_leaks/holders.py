@@ -164,10 +164,12 @@ def _bound_of(holder: Any) -> str | None:
     return None
 
 
-def _qualified(function: Any) -> str:
-    module = getattr(function, "__module__", None)
-    name = getattr(function, "__qualname__", None) or type_name(function)
-    return f"{module}.{name}" if module else name
+def _qualified(cached: Any) -> str:
+    """An lru_cache's function by name: its module is the cached function's,
+    which compiled code (mypyc's) may not give, leaving the wrapper's own."""
+    name = getattr(cached, "__qualname__", None) or type_name(cached)
+    module = getattr(getattr(cached, "__wrapped__", None), "__module__", None)
+    return f"{module}.{name}" if isinstance(module, str) and module else name
 
 
 def describe_edge(holder: Any, held: Any) -> str:
