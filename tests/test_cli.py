@@ -128,6 +128,19 @@ def test_usage_errors_exit_two(workdir, args):
     assert done.stderr.splitlines()[-1].startswith("python -m check_leaks: error: ")
 
 
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--repeat", "abc", "leaky_mod:handle"], "argument --repeat: not a whole number: 'abc'"),
+        (["--max-runs", "2", "leaky_mod:handle"], "--max-runs (2) must be at least --repeat (3)"),
+        (["--time-allowance", "-1", "leaky_mod:handle"], "must be a finite number of seconds"),
+    ],
+)
+def test_budget_errors_say_what_is_wrong(workdir, args, says):
+    done = run_cli(*args, cwd=workdir)
+    assert done.returncode == 2 and says in done.stderr.splitlines()[-1], done.stderr
+
+
 def test_failing_target_exits_two(workdir):
     done = run_cli("-c", "raise RuntimeError('boom')", cwd=workdir)
     assert done.returncode == 2
