@@ -65,9 +65,10 @@ def check(
     followed while the code runs on, up to `max_runs` runs in all: what
     stops growing, as a cache does once full, is not a leak, and neither is
     a group that fills a cache with a bound. A group that did not grow in
-    every run is reported as a one-time allocation. The whole check may
-    take `time_multiple` times the first run plus `time_allowance` seconds in runs;
-    code that slows down run after run is stopped and said to. Objects of
+    every run is reported as a one-time allocation. The untraced runs may
+    take `time_multiple` times the first one plus `time_allowance` seconds
+    in all; code that slows down run after run is stopped and said to. A
+    run that raises after the measured ones ends them. Objects of
     the types in `ignore` (classes, or qualified names such as "dict" or
     "app.Session") are left out.
     """
