@@ -3,8 +3,10 @@ rule that tells growth that stops from growth that does not. Each bounded
 case has an unbounded twin."""
 
 import collections
+import fnmatch
 import functools
 import itertools
+import re
 
 KEYS = itertools.count(10**6)
 
@@ -131,3 +133,11 @@ PAIRS = []
 def grow_two_groups_of_one_type():
     PAIRS.append({"first": 1})
     PAIRS.append({"second": 2})
+
+
+def compile_a_new_pattern():
+    re.compile(f"user-{next(KEYS)}-[a-z]+")
+
+
+def match_a_new_glob():
+    fnmatch.fnmatch("x", f"*{next(KEYS)}*.py")

@@ -45,6 +45,20 @@ def test_an_unbounded_lru_cache_is_a_leak_named_by_its_function():
     assert f"then {runs - 3} runs to see what went on growing" in str(report)
 
 
+def test_the_standard_library_s_pattern_caches_are_bounded():
+    report = check_leaks.check(growing_code.compile_a_new_pattern)
+    group = leak_of(report, "re.Pattern")
+    assert not group.leak and not report, str(report)
+    assert group.growth.startswith("fills a bounded cache: `re._cache`, compiled patterns (")
+    report = check_leaks.check(growing_code.match_a_new_glob)
+    assert not report and report.confirm_runs == 0, str(report)
+    words = {g.growth for g in report.groups if g.per_run == [1, 1, 1]}
+    assert any(
+        w.startswith("fills a bounded cache: `fnmatch._compile_pattern` (`lru_cache`, ")
+        for w in words
+    )
+
+
 def test_a_deque_with_a_maxlen_is_not_a_leak():
     report = check_leaks.check(growing_code.fill_deque)
     group = leak_of(report, "dict")
