@@ -630,10 +630,14 @@ def test_a_test_whose_growth_stops_passes_and_max_runs_sets_the_bound(pytester):
     """A buffer flushed every 30 events grows in every measured run: it
     passes, unless the runs allowed are too few to see it stop."""
     pytester.makepyfile(test_buffered=BUFFERED)
-    result = pytester.runpytest_subprocess("--check-leaks")
+    # Time enough for a loaded machine: only the runs are in question here.
+    allowance = ("--check-leaks-time-allowance", "60")
+    result = pytester.runpytest_subprocess("--check-leaks", *allowance)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["check_leaks: 1 checked, 0 leaking"])
-    result = pytester.runpytest_subprocess("--check-leaks", "--check-leaks-max-runs", "12")
+    result = pytester.runpytest_subprocess(
+        "--check-leaks", "--check-leaks-max-runs", "12", *allowance
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["  grew through 12 runs (+1 tuple objects a run), higher at *"])
 
@@ -652,7 +656,7 @@ def test_a_test_that_fails_once_its_growth_is_deep_enough_is_a_leak(pytester):
     """It grows until its own assertion fails: the runs after the measured
     ones stop there, and the growth they saw is the verdict."""
     pytester.makepyfile(test_stacking=STACKING)
-    result = pytester.runpytest_subprocess("--check-leaks")
+    result = pytester.runpytest_subprocess("--check-leaks", "--check-leaks-time-allowance", "60")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
