@@ -3,6 +3,7 @@ rule that tells growth that stops from growth that does not. Each bounded
 case has an unbounded twin."""
 
 import collections
+import datetime
 import fnmatch
 import functools
 import itertools
@@ -141,3 +142,8 @@ def compile_a_new_pattern():
 
 def match_a_new_glob():
     fnmatch.fnmatch("x", f"*{next(KEYS)}*.py")
+
+
+def parse_a_new_format():
+    n = next(KEYS)
+    datetime.datetime.strptime(f"2020-01-02 {n}", f"%Y-%m-%d {n}")

@@ -59,6 +59,17 @@ def test_the_standard_library_s_pattern_caches_are_bounded():
     )
 
 
+def test_strptime_s_format_cache_is_bounded():
+    """_strptime keeps up to 5 compiled formats and clears them; re keeps
+    the patterns too, up to 512, more than the runs can fill."""
+    report = check_leaks.check(growing_code.parse_a_new_format)
+    assert not report, str(report)
+    group = leak_of(report, "re.Pattern")
+    assert group.growth.startswith(
+        "fills a bounded cache: `_strptime._regex_cache`, compiled formats ("
+    )
+
+
 def test_a_deque_with_a_maxlen_is_not_a_leak():
     report = check_leaks.check(growing_code.fill_deque)
     group = leak_of(report, "dict")

@@ -155,13 +155,25 @@ def _bound_of(holder: Any) -> str | None:
         maxlen = collections.deque.maxlen.__get__(holder)
         if maxlen is not None:
             return f"a `deque` ({collections.deque.__len__(holder)} of its maxlen {maxlen})"
-    re = sys.modules.get("re")
-    if re is not None and type(holder) is dict:
+    if type(holder) is dict:
         size = len(holder)
-        for name, bound in (("_cache", "_MAXCACHE"), ("_cache2", "_MAXCACHE2")):
-            if holder is getattr(re, name, None) and hasattr(re, bound):
-                return f"`re.{name}`, compiled patterns ({size} of {getattr(re, bound)})"
+        for module_name, name, bound, what in _MODULE_CACHES:
+            module = sys.modules.get(module_name)
+            if holder is getattr(module, name, None) and hasattr(module, bound):
+                limit = getattr(module, bound)
+                return f"`{module_name}.{name}`, {what} ({size} of {limit})"
     return None
+
+
+# The standard library's own dicts with a bound (module, dict, bound, what
+# they hold): each is cleared or trimmed before it outgrows the bound.
+_MODULE_CACHES = (
+    ("re", "_cache", "_MAXCACHE", "compiled patterns"),
+    ("re", "_cache2", "_MAXCACHE2", "compiled patterns"),
+    # Cleared when it holds more than _CACHE_MAX_SIZE: a new format a call
+    # grows re's caches too, which is why it must be told apart.
+    ("_strptime", "_regex_cache", "_CACHE_MAX_SIZE", "compiled formats"),
+)
 
 
 def _qualified(cached: Any) -> str:
