@@ -223,6 +223,24 @@ def test_a_pruned_cache_sampled_at_other_points_of_its_cycle_has_stopped():
     assert not Growth(runs, tuple(sorted(counts))).stopped
 
 
+def test_a_count_that_steps_up_by_one_long_after_it_stopped_has_stopped():
+    # The ints a check of typing.Union[int, new class] left: they follow
+    # typing's lru_cache up to run 121, then one more int at run 293.
+    runs = (3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 22, 27, 33, 41, 51, 63, 78, 97, 121, 151, 188)
+    runs += (235, 293, 366, 457, 500)
+    counts = (3940, 3941, 3942, 3943, 3944, 3945, 3947, 3949, 3952, 3955, 3959, 3964, 3970)
+    counts += (3978, 3988, 4000, 4015, 4034, 4058, 4058, 4058, 4058, 4059, 4059, 4059, 4059)
+    growth = Growth(runs, counts)
+    assert growth.stopped and growth.peak_run == 121
+    assert growth.words("int objects") == (
+        "grew for 121 runs, then stopped (+118 int objects after the measured runs, "
+        "1 more by run 293)"
+    )
+    # A leak of one every 20 runs does not stop, however slow.
+    slow = tuple(3940 + run // 20 for run in runs)
+    assert not Growth(runs, slow).stopped
+
+
 def test_too_few_runs_to_tell_are_said_to_be_too_few():
     growth = Growth((3, 4, 5, 6), (100, 104, 90, 96))
     assert not growth.stopped

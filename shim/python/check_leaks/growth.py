@@ -25,6 +25,8 @@ QUIET_RUNS = 20
 # Each batch of runs between two counts is this much longer than the runs
 # before it: about 30 counts over 500 runs.
 BATCH_GROWTH = 0.25
+# A new high by less than this part of the rise so far is not growth.
+RISE_FRACTION = 50
 
 
 def next_batch(runs: int) -> int:
@@ -55,10 +57,19 @@ class Growth:
         return fall
 
     @property
+    def tolerance(self) -> int:
+        """How far past an earlier high a count may go without growing: its
+        noise, or a fiftieth of its rise, whichever is more. A count of a
+        common type (ints, strs) moves by one now and then for reasons of
+        its own; a leak rises by a quarter of its total from one count to
+        the next, which clears a fiftieth."""
+        return max(self.noise, (self.peak - self.counts[0]) // RISE_FRACTION)
+
+    @property
     def peak_run(self) -> int:
-        """The run after which the count first came within its noise of its
-        peak."""
-        level = self.peak - self.noise
+        """The run after which the count first came within its tolerance of
+        its peak."""
+        level = self.peak - self.tolerance
         return next(
             run for run, count in zip(self.runs, self.counts, strict=True) if count >= level
         )
@@ -85,10 +96,20 @@ class Growth:
                 f"since run {self.peak_run} (counted through run {self.runs[-1]})"
             )
         if self.stopped:
+            # The peak itself, unless it came after a pause, within tolerance.
+            at = self.runs.index(self.peak_run)
+            top = self.counts.index(self.peak)
+            if all(
+                a < b
+                for a, b in zip(self.counts[at:top], self.counts[at + 1 : top + 1], strict=True)
+            ):
+                at = top
+            late = self.peak - self.counts[at]
+            after = f"{late} more by run {self.runs[top]}" if late else "none more"
             return (
-                f"grew for {self.peak_run} runs, then stopped "
-                f"({self.peak - self.counts[0]:+d} {noun} after the measured runs, "
-                f"none more through run {self.runs[-1]})"
+                f"grew for {self.runs[at]} runs, then stopped "
+                f"({self.counts[at] - self.counts[0]:+d} {noun} after the measured runs, "
+                f"{after}{'' if late else f' through run {self.runs[-1]}'})"
             )
         made = self.runs[-1] - self.runs[0]
         if not made:
