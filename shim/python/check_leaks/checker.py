@@ -134,8 +134,7 @@ def _explain(
         # Inside the window: tracemalloc forgets every trace when it stops.
         evidence = gather(snapshots)
         recycled = _recycled_since(hits)
-        block_keys = evidence.block_keys()
-        if not block_keys:
+        if not evidence.block_leaks:
             # Only raw blocks are counted through tracemalloc's traces, and
             # an untraced run is several times faster.
             window.close()

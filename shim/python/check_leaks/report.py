@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import _tracemalloc
 import dataclasses
+import functools
 import importlib.util
 import linecache
 import os
@@ -284,10 +285,11 @@ class Evidence:
     block_deltas: list[int]
     descriptor_deltas: list[int]
 
-    def block_keys(self) -> list[int]:
-        """The traceback keys of the raw blocks a report would call leaks:
-        a confirmation follows them while tracemalloc traces."""
-        return [key for key, _ in _block_leaks(self)]
+    @functools.cached_property
+    def block_leaks(self) -> list[tuple[int, BlockLeak]]:
+        """(traceback key, leak) of the raw blocks a report calls leaks: the
+        check keeps tracemalloc on to follow them only if there are any."""
+        return _block_leaks(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,7 +398,7 @@ def build_report(
         _reference_leak(evidence, roots, i, rises, explained) for i, rises, explained in growing
     ]
     descriptors = evidence.descriptor_deltas
-    block_leaks = _block_leaks(evidence)
+    block_leaks = evidence.block_leaks
     report = LeakReport(
         target=target,
         warmup=warmup,

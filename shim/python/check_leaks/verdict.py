@@ -87,6 +87,8 @@ def _growths(probe: _shim.Probe, candidates: Candidates) -> dict[tuple[str, int]
     """Each candidate's counts, keyed by (kind, index among its kind)."""
     runs, series = probe.series()
     at = iter(series)
+    # The probe always counts these two; they are candidates only sometimes.
+    wanted = {"references": candidates.references, "descriptors": candidates.descriptors}
     found = {}
     for kind, count in (
         ("type", len(candidates.types)),
@@ -97,9 +99,6 @@ def _growths(probe: _shim.Probe, candidates: Candidates) -> dict[tuple[str, int]
     ):
         for i in range(count):
             counts = next(at)
-            if (kind, candidates.references) == ("references", False):
-                continue
-            if (kind, candidates.descriptors) == ("descriptors", False):
-                continue
-            found[(kind, i)] = Growth(tuple(runs), tuple(counts))
+            if wanted.get(kind, True):
+                found[(kind, i)] = Growth(tuple(runs), tuple(counts))
     return found
