@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 mod bindings;
+mod checkpoints;
 mod freelist;
 mod growth;
 mod heap;
@@ -29,6 +30,7 @@ fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<growth::Probe>()?;
     m.add_class::<stopwatch::Stopwatch>()?;
     m.add_class::<heap::Heap>()?;
+    m.add_class::<checkpoints::Checkpoints>()?;
     m.add_function(wrap_pyfunction!(objects::null_slot, m)?)?;
     Ok(())
 }

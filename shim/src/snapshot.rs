@@ -22,7 +22,7 @@ extern "C" {
     /// allocators), None if tracemalloc traces none there. Internal to
     /// CPython 3.13 (`pycore_tracemalloc.h`), and exported by the
     /// interpreter, which links with `-export-dynamic`.
-    fn _PyTraceMalloc_GetTraceback(
+    pub fn _PyTraceMalloc_GetTraceback(
         domain: std::os::raw::c_uint,
         ptr: usize,
     ) -> *mut pyo3::ffi::PyObject;

@@ -8,6 +8,7 @@ from typing import Final, Literal, Self, final
 
 __all__ = [
     "KINDS",
+    "Checkpoints",
     "FreeList",
     "Heap",
     "PreciseTracebacks",
@@ -325,3 +326,63 @@ class Heap:
         Any Python reference the caller holds to the object counts as
         unaccounted, so hold only its id.
         """
+
+@final
+class Checkpoints:
+    """A monitor's checkpoints: the objects made since it began that are
+    still alive, counted by type (and, for the watched types, by allocation
+    site) at each checkpoint. Only counters are kept, in Rust, so taking one
+    leaves no object behind; past 256 checkpoints every other one is
+    dropped, so the counters' memory stays bounded.
+
+    An object is new when its allocation serial is above the last one given
+    when the monitor began. The time between two checkpoints is an epoch;
+    checkpoint 0 is the start."""
+
+    def __new__(cls) -> Checkpoints:
+        """Begin: only objects made from now on are counted."""
+    def checkpoint(self, units: float, sites: bool = False) -> None:
+        """Count the new objects alive, `units` units of work having been
+        done in all; with `sites`, count the watched types' by allocation
+        site too (the innermost frame of tracemalloc's traceback, looked up
+        once per object). Bytes are what the allocator was asked for, read
+        from the debug hooks' header: the object's block and the tables a
+        dict, list, set or bytearray keeps apart from it."""
+    def watch(self, types: Sequence[type]) -> None:
+        """Count the instances of `types` by site from the next checkpoint
+        made with `sites`."""
+    def __len__(self) -> int:
+        """Checkpoints kept, the start included."""
+    @property
+    def numbers(self) -> list[int]:
+        """The number of each checkpoint kept."""
+    @property
+    def units(self) -> list[float]:
+        """The units done by each checkpoint kept."""
+    @property
+    def seconds(self) -> list[float]:
+        """Seconds from the start to each checkpoint kept."""
+    @property
+    def sites_from(self) -> int | None:
+        """The index, among those kept, of the first checkpoint that counted
+        sites; None before one did."""
+    def types(self, rises: int) -> list[tuple[type, list[int], list[int]]]:
+        """(type, new objects alive at each checkpoint kept, their bytes) of
+        each live type whose count rose at `rises` checkpoints or more."""
+    def rising(self, rises: int) -> list[tuple[type, list[int], list[int]]]:
+        """As `types`, for the types not watched yet whose count rose at the
+        last checkpoint."""
+    def sites(self, rises: int) -> list[tuple[type, str, int, list[int], list[int]]]:
+        """(type, file, line, objects, bytes) of each watched type's site
+        whose count rose at `rises` checkpoints or more, counted from
+        `sites_from` on."""
+    def members(self, kind: type, site: tuple[str, int] | None = None) -> list[tuple[int, int]]:
+        """(id, epoch) of each live object of exactly `kind` made since the
+        start, and at `site` (file, line) if one is given."""
+    def totals(self) -> list[tuple[int, int, int, int, int]]:
+        """For each checkpoint kept: every live object, the new ones, their
+        bytes, the open descriptors, and the resident set in bytes."""
+    def epochs(self, ids: Sequence[int]) -> list[int]:
+        """For each of `ids`, the epoch its object was made in: the number
+        of the first checkpoint after it was made (one past the last if
+        none), or 0 if it is older than the start."""
