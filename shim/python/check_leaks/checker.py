@@ -419,6 +419,15 @@ def _recycled_since(hits: dict[str, int]) -> dict[str, int]:
 
 
 def _collect() -> None:
+    clear_caches()
+    # Finalizers can free more objects on the next pass; stop when one frees none.
+    for _ in range(3):
+        if not gc.collect():
+            break
+
+
+def clear_caches() -> None:
+    """Empty the interpreter's caches that hold new objects for a while."""
     # The type method cache holds the attribute names of recent lookups from
     # C, keyed by pointer, so it grows with fresh name strings; regrtest -R
     # clears it before each measurement too.
@@ -428,10 +437,6 @@ def _collect() -> None:
     struct = sys.modules.get("_struct")
     if struct is not None:
         struct._clearcache()
-    # Finalizers can free more objects on the next pass; stop when one frees none.
-    for _ in range(3):
-        if not gc.collect():
-            break
 
 
 def _name_of(func: Callable[..., object]) -> str:
