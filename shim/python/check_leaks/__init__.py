@@ -5,7 +5,9 @@ freelists can be switched off, so that every object is allocated through the
 memory allocator and tracemalloc attributes it exactly.
 
 - `check(func, ...)` and `watch()` find what code leaves behind, with each
-  object's allocation site and who holds it. `census()` lists the live
+  object's allocation site and who holds it. `Monitor` (and the middleware
+  `ASGIMonitor` and `WSGIMonitor`) does the same for a long-running program,
+  checkpoint after checkpoint. `census()` lists the live
   objects whose references nothing accounts for. They switch precise mode and
   tracemalloc on for their window and restore the previous state after.
 - `precise_tracebacks()`, `freelists()` and `set_freelist()` control the
@@ -37,6 +39,8 @@ except ImportError as _import_error:
 
 from .census import Census, CensusGroup, census
 from .checker import check, watch
+from .middleware import ASGIMonitor, WSGIMonitor
+from .monitor import Monitor
 from .report import (
     BlockLeak,
     DescriptorLeak,
@@ -46,11 +50,13 @@ from .report import (
     Node,
     ReferenceLeak,
 )
+from .timeline import MonitorGroup, MonitorReport
 
 __version__ = version("check-leaks")
 
 __all__ = [
     "KINDS",
+    "ASGIMonitor",
     "BlockLeak",
     "Census",
     "CensusGroup",
@@ -59,9 +65,13 @@ __all__ = [
     "LeakError",
     "LeakGroup",
     "LeakReport",
+    "Monitor",
+    "MonitorGroup",
+    "MonitorReport",
     "Node",
     "PreciseTracebacks",
     "ReferenceLeak",
+    "WSGIMonitor",
     "census",
     "check",
     "freelists",

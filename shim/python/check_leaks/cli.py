@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import monitor_cli
 from .census import census
 from .checker import MAX_RUNS, REPEAT, TIME_ALLOWANCE, TIME_MULTIPLE, WARMUP, check
 
@@ -20,6 +21,8 @@ EXIT_CLEAN, EXIT_LEAKS, EXIT_ERROR = 0, 1, 2
 EPILOG = """\
 `python -m check_leaks census` lists instead the live objects whose
 references nothing accounts for (see `census --help`).
+`python -m check_leaks monitor` runs a long-running program, a server or a
+worker, and reports what keeps growing in it (see `monitor --help`).
 
 The target runs --warmup times, then --repeat times while the heap is recorded.
 A script or module runs as __main__ each time, with sys.argv set to it and
@@ -112,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["census"]:
         return _census(argv[1:])
+    if argv[:1] == ["monitor"]:
+        return monitor_cli.main(argv[1:])
     cli = parser()
     ours, theirs = _split(cli, argv)
     options = cli.parse_args(ours)

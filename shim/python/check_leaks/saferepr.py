@@ -4,6 +4,7 @@ import builtins
 import reprlib
 from typing import Any
 
+from . import redact
 from ._shim import null_slot
 
 
@@ -30,11 +31,14 @@ _REPR = _Repr(maxlevel=2, maxdict=4, maxlist=4, maxtuple=4, maxset=4, maxstring=
 
 def safe_repr(obj: Any, limit: int = 80) -> str:
     """A repr of at most `limit` characters. A `__repr__` that raises, recurses
-    or returns something huge gives a placeholder or a truncated text."""
+    or returns something huge gives a placeholder or a truncated text. Within
+    `redact.redacting()`, secret-looking values are left out."""
     try:
         text = _REPR.repr(obj)
     except Exception as error:  # reprlib's container code, on a hostile object
         return _placeholder(obj, error)
+    if redact.active():
+        text = redact.redact(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -4,6 +4,6 @@
 The modules are named after their formats; imports in them are absolute, so
 `import json` in `json.py` is the stdlib's."""
 
-from . import dot, html, json, text
+from . import dot, html, json, plot, text
 
-__all__ = ["dot", "html", "json", "text"]
+__all__ = ["dot", "html", "json", "plot", "text"]

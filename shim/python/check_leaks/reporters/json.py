@@ -1,5 +1,5 @@
-"""The report as JSON: every field of the model, as `dataclasses.asdict`
-gives it."""
+"""A report as JSON, a check's or a monitor's: every field of the model,
+as `dataclasses.asdict` gives it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..report import LeakReport
+    from ..timeline import MonitorReport
 
 
-def render(report: LeakReport) -> str:
+def render(report: LeakReport | MonitorReport) -> str:
     return json.dumps(dataclasses.asdict(report), indent=2)

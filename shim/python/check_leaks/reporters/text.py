@@ -1,5 +1,5 @@
-"""The report as text: what `str(report)` and a failing test show. The HTML
-page is made of its sections."""
+"""The report as text: what `str(report)` and a failing test show, and a
+monitor's report.txt. The HTML pages are made of their sections."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..report import BlockLeak, DescriptorLeak, LeakGroup, LeakReport, Node, ReferenceLeak
+    from ..timeline import MonitorGroup, MonitorReport
 
 # Types named in a report's one-line summary, and among the unreleased type
 # references.
@@ -15,6 +16,8 @@ SHOWN_TYPES = 3
 SHOWN_LINKS = 5
 # Paths of leaked file descriptors shown.
 SHOWN_PATHS = 10
+# Groups a monitor's text report lists as bounded, most objects first.
+SHOWN_BOUNDED = 10
 
 
 def summary(report: LeakReport) -> str:
@@ -248,3 +251,124 @@ def _runs_of(texts: list[str]) -> list[tuple[int, str]]:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def monitor_summary(report: MonitorReport) -> str:
+    """What a monitor found, in one line: the leaks by who holds them."""
+    leaks = report.leaks
+    if not leaks:
+        return f"no leak in {_done(report)}"
+    by_holder: dict[str, list[str]] = {}
+    for group in leaks:
+        site = group.site.rsplit("/", 1)[-1] if group.site else "an untraced site"
+        by_holder.setdefault(_holder(group), []).append(f"{group.type} at {site}")
+    parts = [f"{', '.join(sites)} {holder}" for holder, sites in by_holder.items()]
+    shown = "; ".join(parts[:SHOWN_TYPES])
+    if len(parts) > SHOWN_TYPES:
+        shown += f"; and {_count(len(parts) - SHOWN_TYPES, 'more holder')}"
+    return f"{_count(len(leaks), 'leak')} in {_done(report)}: {shown}"
+
+
+def _holder(group: MonitorGroup) -> str:
+    if group.held_by:
+        return "held by " + group.held_by[0]
+    return "held by nothing visible" if group.example else "(holder not looked for)"
+
+
+def render_monitor(report: MonitorReport) -> str:
+    lines = [
+        f"check_leaks monitor: {_count(len(report.leaks), 'leak')} in {report.target} "
+        f"(pid {report.pid}): {_done(report)}"
+    ]
+    if report.sites_from is None:
+        lines.append("allocation sites: not traced yet (nothing has grown long enough)")
+    else:
+        lines.append(f"allocation sites: traced from checkpoint {report.sites_from} on")
+    if report.redacted:
+        lines.append("secret-looking values in reprs are [redacted] (--no-redact keeps them)")
+    for _, section in monitor_sections(report):
+        lines += ["", *section]
+    totals = report.totals
+    lines += [
+        "",
+        f"process at checkpoint {totals.checkpoints[-1]}: {totals.objects[-1]:,} objects "
+        f"({totals.objects[-1] - totals.objects[0]:+,} since the start), of them "
+        f"{totals.new_objects[-1]:,} new ({_bytes(totals.new_bytes[-1])}); "
+        f"{totals.descriptors[-1]} descriptors open; resident {_bytes(totals.resident_bytes[-1])} "
+        f"({_bytes(totals.resident_bytes[-1] - totals.resident_bytes[0], sign=True)})",
+    ]
+    if report.monitor_seconds:
+        share = report.monitor_seconds / report.seconds if report.seconds else 0.0
+        lines.append(
+            f"the checkpoints took {report.monitor_seconds:,.1f} s ({share:.1%} of the time)"
+        )
+    if report.workers:
+        lines += ["", "forked workers' reports:", *(f"  {worker}" for worker in report.workers)]
+    return "\n".join(lines)
+
+
+def monitor_sections(report: MonitorReport, *, brief: bool = True) -> list[tuple[bool, list[str]]]:
+    """Each group's lines, leaks first. True marks a leak. With `brief`, a
+    bounded group is one line: where it was made, and why it is bounded."""
+    sections = [
+        (group.leak, _timeline_group(group, report.unit))
+        for group in report.groups
+        if not brief or group.verdict != "bounded"
+    ]
+    bounded = [group for group in report.groups if group.verdict == "bounded"]
+    if brief and bounded:
+        lines = ["not leaks, they grew and then stopped:", *map(_bounded, bounded[:SHOWN_BOUNDED])]
+        if len(bounded) > SHOWN_BOUNDED:
+            lines.append(
+                f"  and {_count(len(bounded) - SHOWN_BOUNDED, 'more group')} (see report.json)"
+            )
+        sections.append((False, lines))
+    return sections
+
+
+def _bounded(group: MonitorGroup) -> str:
+    where = f" at {group.site}" if group.site else ""
+    return f"  {_count(group.objects[-1], group.type + ' object')}{where}: {group.growth}"
+
+
+_VERDICT_WORDS = {
+    "leak": "LEAK",
+    "bounded": "bounded, not a leak",
+    "undecided": "growing, undecided",
+}
+
+
+def _timeline_group(group: MonitorGroup, unit: str) -> list[str]:
+    rate = ""
+    if group.verdict != "bounded" and group.per_unit:
+        rate = (
+            f", {group.per_unit:+.3g} a {unit}, {_bytes(group.bytes_per_hour, sign=True)} an hour"
+        )
+    lines = [
+        f"{_VERDICT_WORDS[group.verdict]}: {_count(group.objects[-1], group.type + ' object')} "
+        f"alive, {_bytes(group.bytes[-1])}{rate}",
+        f"  {group.growth}",
+    ]
+    if group.site is None:
+        lines.append("  allocated before sites were traced")
+    else:
+        lines += [f"  allocated at {group.site}", *("    " + line for line in group.traceback)]
+    if group.example is not None:
+        lines.append(f"  e.g. {group.example}")
+        lines += _holders(group.root, group.chain, group.held_by)
+    return lines
+
+
+def _done(report: MonitorReport) -> str:
+    units = "" if report.unit == "second" else f"{report.units:,.0f} {report.unit}s, "
+    return f"{units}{_count(report.checkpoints, 'checkpoint')} in {report.seconds:,.0f} s"
+
+
+def _bytes(n: float, sign: bool = False) -> str:
+    size = abs(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            text = f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+            break
+        size /= 1024
+    return ("-" if n < 0 else "+" if sign else "") + text
