@@ -5,7 +5,6 @@ HTTP requests."""
 
 import http.client
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -18,10 +17,9 @@ import textwrap
 import time
 
 import pytest
-from flavors import needs_trace_refs
-
 from check_leaks import timeline
 from check_leaks.growth import Growth
+from flavors import needs_trace_refs
 
 pytestmark = needs_trace_refs
 
