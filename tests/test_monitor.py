@@ -259,12 +259,15 @@ def wait_for(port, process, seconds=120):
     raise TimeoutError(f"nothing listens on {port} after {seconds} s")
 
 
-def drive(port, requests=REQUESTS, seconds=240):
-    """Each endpoint in turn, `requests` in all, bounded in time."""
+def drive(port, requests=REQUESTS, seconds=240, pace=0.005):
+    """Each endpoint in turn, `requests` in all, bounded in time, and at
+    most one every `pace` seconds: a server checkpointed by the clock needs
+    its 2,000 requests spread over enough checkpoints for a verdict."""
     deadline = time.monotonic() + seconds
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     for i in range(requests):
         assert time.monotonic() < deadline, f"only {i} requests in {seconds} s"
+        time.sleep(pace)
         path = ("/leak", f"/cached?item=i{i}", "/clean")[i % 3]
         connection.request("GET", path, headers={"Authorization": f"Bearer token-{i}"})
         response = connection.getresponse()
@@ -316,7 +319,7 @@ def test_uvicorn_under_the_monitor_reports_on_sigusr2(app_dir):
     pytest.importorskip("uvicorn")
     port = free_port()
     server = monitor_cli(
-        "--report-dir", "reports", "--checkpoint", "0.2s",
+        "--report-dir", "reports", "--checkpoint", "0.1s",
         "-m", "uvicorn", "server_app:app", "--port", str(port), "--log-level", "warning",
         cwd=app_dir,
     )  # fmt: skip
@@ -368,7 +371,7 @@ def test_gunicorn_workers_each_report_in_their_own_directory(app_dir):
     pytest.importorskip("gunicorn")
     port = free_port()
     server = monitor_cli(
-        "--report-dir", "reports", "--checkpoint", "0.2s",
+        "--report-dir", "reports", "--checkpoint", "0.1s",
         "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "server_app:wsgi_app",
         cwd=app_dir,
     )  # fmt: skip

@@ -9,6 +9,10 @@
 //! - What `pytest --check-leaks` costs: `tests/bench/pytest_suite.py` runs a
 //!   generated suite of clean and leaky tests with and without the plugin,
 //!   on heaps of 200,000 and a million objects.
+//! - What the monitor costs a server: `tests/bench/monitor_server.py` serves
+//!   uvicorn's requests plain and under `python -m check_leaks monitor`, in
+//!   turns of its own, times one checkpoint of a million objects, and soaks
+//!   a monitored server in 100,000 requests. It runs once, after the rounds.
 //!
 //! Everything takes turns within each round, so drift in machine load hits
 //! all alike, and each keeps its best time.
@@ -23,6 +27,7 @@ use crate::{build_python, flags, flavor::Flavor, paths, phase, pip};
 const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
 const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
 const PYTEST_SUITE: &str = "tests/bench/pytest_suite.py";
+const MONITOR_SERVER: &str = "tests/bench/monitor_server.py";
 /// Heap sizes the pytest suite runs on.
 const SUITE_HEAPS: [u32; 2] = [200_000, 1_000_000];
 
@@ -104,6 +109,13 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
             Ok(())
         })?;
     }
+    let monitor_server = root.join(MONITOR_SERVER);
+    let monitor: BTreeMap<String, f64> = phase::loud("monitor", || {
+        let output = cmd!(sh, "{debug} {monitor_server}")
+            .read()
+            .context("running the monitored server")?;
+        Ok(parse(&output)?.into_iter().collect())
+    })?;
     print!("{}", table(&order, &best));
     let (check, naive) = (heap["check_leaks"], heap["naive"]);
     println!(
@@ -125,6 +137,21 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
             suite["overhead_ms"]
         );
     }
+    let (plain, monitored) = (monitor["plain_rps"], monitor["monitored_rps"]);
+    println!(
+        "uvicorn serving Starlette: {plain:.0} requests a second plain, {monitored:.0} \
+         under the monitor with a checkpoint a second ({:+.1}%), {:.0} with sites traced \
+         ({:.1}x slower); a checkpoint of a million objects {:.1} ms; resident set \
+         {:.1} MB after {} requests, {:.1} MB after {}",
+        (monitored / plain - 1.0) * 100.0,
+        monitor["traced_rps"],
+        plain / monitor["traced_rps"],
+        monitor["checkpoint_ms"],
+        monitor["soak_rss_start_mb"],
+        monitor["soak_requests"] / 10.0,
+        monitor["soak_rss_end_mb"],
+        monitor["soak_requests"],
+    );
     Ok(())
 }
 

@@ -21,7 +21,8 @@ as under `python`. A checkpoint is taken every --checkpoint; a group of new
 objects (type and allocation site) that goes on growing through
 {timeline.VERDICT_CHECKPOINTS} checkpoints or more is a leak, one that stops
 (a cache once full) is not. Allocation sites are traced only once some type
-has grown at {timeline.SITE_RISES} checkpoints, unless --sites always.
+has grown through the later half of {timeline.SITE_CHECKPOINTS} checkpoints,
+unless --sites always.
 
 reports, in --report-dir (made 0700, files 0600, each replaced atomically):
   report.txt, report.json, report.html   written on --signal (default SIGUSR2),

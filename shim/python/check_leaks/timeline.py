@@ -27,9 +27,11 @@ from .saferepr import safe_repr, type_name_of_class
 # Checkpoints a count must be followed through for a verdict: as many as a
 # count must stay level through to have stopped.
 VERDICT_CHECKPOINTS = QUIET_RUNS
-# A type whose new objects rose at this many checkpoints is followed by
-# allocation site, and listed in the report.
+# A type whose new objects rose at this many checkpoints is listed in the
+# report; one that rose at as many in the later half of this many
+# checkpoints is followed by allocation site from then on.
 SITE_RISES = 3
+SITE_CHECKPOINTS = VERDICT_CHECKPOINTS // 2
 # Groups whose holders are looked for, leaks first.
 EXPLAINED_GROUPS = 12
 
@@ -116,17 +118,17 @@ class MonitorReport:
         return reporters.html.render_monitor(self)
 
 
-def judge(growth: Growth) -> Verdict:
+def judge(growth: Growth, span: int = VERDICT_CHECKPOINTS) -> Verdict:
     """A leak went on rising through its later half: it rose at
     `SITE_RISES` checkpoints there at least, and ended above everything in
     its first half by more than its tolerance. A bounded count stopped (see
-    `growth`). Anything else, or anything followed through too few
-    checkpoints, is undecided: one object more at the last checkpoint, in
-    flight while it was taken, is no leak."""
+    `growth`). Anything else, or anything followed through fewer than
+    `span` checkpoints, is undecided: one object more at the last
+    checkpoint, in flight while it was taken, is no leak."""
     if growth.stopped:
         return "bounded"
     first, last = growth.runs[0], growth.runs[-1]
-    if last - first < VERDICT_CHECKPOINTS:
+    if last - first < span:
         return "undecided"
     middle = first + (last - first) / 2
     pairs = list(zip(growth.runs, growth.counts, strict=True))
@@ -139,13 +141,14 @@ def judge(growth: Growth) -> Verdict:
 
 
 def growing_types(checkpoints: _shim.Checkpoints) -> list[type]:
-    """The types not watched yet whose new objects have begun to grow and
-    have not stopped."""
+    """The types not watched yet whose new objects look like a leak over
+    `SITE_CHECKPOINTS`: worth the cost of tracing their sites. What a
+    program makes as it starts grows at its first checkpoints, then stops."""
     numbers = checkpoints.numbers
     return [
         cls
         for cls, objects, _ in checkpoints.rising(SITE_RISES)
-        if judge(Growth(tuple(numbers), tuple(objects))) != "bounded"
+        if judge(Growth(tuple(numbers), tuple(objects)), SITE_CHECKPOINTS) == "leak"
     ]
 
 

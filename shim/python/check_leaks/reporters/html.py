@@ -54,7 +54,10 @@ def render_monitor(report: MonitorReport) -> str:
         report.totals.checkpoints,
         [
             (f"{g.type} at {g.site}", g.verdict, _padded(g.objects, len(report.totals.checkpoints)))
+            # What stopped before sites were traced is mostly start-up:
+            # drawn, it would dwarf the rest.
             for g in report.groups
+            if g.verdict != "bounded" or g.site is not None
         ],
         x_label="checkpoint",
         y_label="new objects alive",
