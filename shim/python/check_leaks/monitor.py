@@ -41,8 +41,6 @@ TRIGGER_POLL = 0.5
 # Starlette's handlers.
 TRACEBACK_FRAMES = 8
 
-type Sites = Literal["auto", "always", "never"]
-
 # Every started monitor, so that a forked child can start each afresh.
 _STARTED: weakref.WeakSet[Monitor] = weakref.WeakSet()
 
@@ -73,7 +71,7 @@ class Monitor:
         report_dir: str | os.PathLike[str] | None = None,
         report_every: float | None = None,
         signal: int | str | None = None,
-        sites: Sites = "auto",
+        sites: Literal["auto", "always", "never"] = "auto",
         redact: bool = True,
         ignore: Collection[type | str] = (),
     ) -> None:

@@ -35,8 +35,6 @@ SITE_CHECKPOINTS = VERDICT_CHECKPOINTS // 2
 # Groups whose holders are looked for, leaks first.
 EXPLAINED_GROUPS = 12
 
-type Verdict = Literal["leak", "bounded", "undecided"]
-
 
 @dataclasses.dataclass(frozen=True)
 class MonitorGroup:
@@ -46,7 +44,7 @@ class MonitorGroup:
     type: str
     site: str | None  # "file:line"; None before sites were followed
     traceback: list[str]
-    verdict: Verdict
+    verdict: Literal["leak", "bounded", "undecided"]
     growth: str  # what the counts say, in words
     checkpoints: list[int]  # the number of each checkpoint counted
     units: list[float]  # units done by each
@@ -118,7 +116,9 @@ class MonitorReport:
         return reporters.html.render_monitor(self)
 
 
-def judge(growth: Growth, span: int = VERDICT_CHECKPOINTS) -> Verdict:
+def judge(
+    growth: Growth, span: int = VERDICT_CHECKPOINTS
+) -> Literal["leak", "bounded", "undecided"]:
     """A leak went on rising through its later half: it rose at
     `SITE_RISES` checkpoints there at least, and ended above everything in
     its first half by more than its tolerance. A bounded count stopped (see
@@ -161,7 +161,7 @@ class _Counted:
     seconds: list[float]
     objects: list[int]
     bytes: list[int]
-    verdict: Verdict
+    verdict: Literal["leak", "bounded", "undecided"]
     growth: Growth
 
 
