@@ -144,6 +144,39 @@ def test_a_process_killed_while_writing_leaves_whole_reports(tmp_path):
         assert (reports / "report.html").read_text().rstrip().endswith("</html>")
 
 
+DESCRIPTORS = """
+import os, sys
+from check_leaks import Monitor
+
+with Monitor("opener", unit="task", every=5) as monitor:
+    for i in range(400):
+        fd = os.open(sys.argv[0], os.O_RDONLY)
+        if {close}:
+            os.close(fd)
+        monitor.done()
+    report = monitor.report()
+print(report.summary())
+print(report.descriptor_leak)
+"""
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_descriptors_opened_and_never_closed_are_a_leak(tmp_path, close):
+    script = tmp_path / "opener.py"
+    script.write_text(DESCRIPTORS.format(close=close))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    summary, words = done.stdout.splitlines()
+    if close:
+        assert summary.startswith("no leak in 400 tasks"), done.stdout
+        assert words == "None"
+    else:
+        assert summary.startswith("1 leak in 400 tasks") and "file descriptors" in summary
+        assert "+1 a task" in words and f"→ {script}" in words
+
+
 @pytest.mark.parametrize(
     ("counts", "verdict"),
     [

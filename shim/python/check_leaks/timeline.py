@@ -34,6 +34,8 @@ SITE_RISES = 3
 SITE_CHECKPOINTS = VERDICT_CHECKPOINTS // 2
 # Groups whose holders are looked for, leaks first.
 EXPLAINED_GROUPS = 12
+# Descriptors named in a report when they leak, the newest first.
+SHOWN_DESCRIPTORS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +93,8 @@ class MonitorReport:
     groups: list[MonitorGroup]
     totals: Totals
     redacted: bool
+    # The open descriptors, in words, when they grow by the rule.
+    descriptor_leak: str | None = None
     # Seconds the checkpoints took, collections included.
     monitor_seconds: float = 0.0
     # Reports of forked worker processes, relative to the report dir.
@@ -101,7 +105,7 @@ class MonitorReport:
         return [group for group in self.groups if group.leak]
 
     def __bool__(self) -> bool:
-        return bool(self.leaks)
+        return bool(self.leaks or self.descriptor_leak)
 
     def summary(self) -> str:
         return reporters.text.monitor_summary(self)
@@ -196,7 +200,7 @@ def build(
     groups = [_group(c, unit, explained.get(i)) for i, c in enumerate(counted)]
     # Leaks with the same holder side by side: often one mistake.
     groups.sort(key=lambda g: (order[g.verdict], g.held_by[:1], -g.objects[-1]))
-    totals = checkpoints.totals()
+    totals = Totals(numbers, seconds, *(list(c) for c in zip(*checkpoints.totals(), strict=True)))
     return MonitorReport(
         target=target,
         pid=os.getpid(),
@@ -206,9 +210,36 @@ def build(
         seconds=seconds[-1],
         sites_from=numbers[begin] if begin is not None else None,
         groups=groups,
-        totals=Totals(numbers, seconds, *(list(column) for column in zip(*totals, strict=True))),
+        totals=totals,
         redacted=False,
+        descriptor_leak=_descriptors(totals, unit, units),
     )
+
+
+def _descriptors(totals: Totals, unit: str, units: Sequence[float]) -> str | None:
+    """The open descriptors, in words, if they grow by the rule."""
+    growth = Growth(tuple(totals.checkpoints), tuple(totals.descriptors))
+    if judge(growth) != "leak":
+        return None
+    first, last = totals.descriptors[0], totals.descriptors[-1]
+    done = units[-1] - units[0]
+    rate = f", {(last - first) / done:+.3g} a {unit}" if done else ""
+    newest = sorted(_open_descriptors(), key=lambda fd: -fd[0])[:SHOWN_DESCRIPTORS]
+    paths = "; ".join(f"{fd} → {path}" for fd, path in newest)
+    return (
+        f"{first} open at the start, {last} now{rate}: grew at {growth.rises} of "
+        f"{len(growth.counts) - 1} checkpoints; the newest: {paths}"
+    )
+
+
+def _open_descriptors() -> list[tuple[int, str]]:
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found.append((int(name), os.readlink(f"/proc/self/fd/{name}")))
+        except (OSError, ValueError):
+            continue  # closed meanwhile: the listing's own, for one
+    return found
 
 
 def _count(

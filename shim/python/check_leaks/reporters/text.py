@@ -256,17 +256,20 @@ def _count(n: int, noun: str) -> str:
 def monitor_summary(report: MonitorReport) -> str:
     """What a monitor found, in one line: the leaks by who holds them."""
     leaks = report.leaks
-    if not leaks:
+    if not leaks and not report.descriptor_leak:
         return f"no leak in {_done(report)}"
     by_holder: dict[str, list[str]] = {}
     for group in leaks:
         site = group.site.rsplit("/", 1)[-1] if group.site else "an untraced site"
         by_holder.setdefault(_holder(group), []).append(f"{group.type} at {site}")
     parts = [f"{', '.join(sites)} {holder}" for holder, sites in by_holder.items()]
+    if report.descriptor_leak:
+        parts.insert(0, "file descriptors")
     shown = "; ".join(parts[:SHOWN_TYPES])
     if len(parts) > SHOWN_TYPES:
         shown += f"; and {_count(len(parts) - SHOWN_TYPES, 'more holder')}"
-    return f"{_count(len(leaks), 'leak')} in {_done(report)}: {shown}"
+    count = len(leaks) + bool(report.descriptor_leak)
+    return f"{_count(count, 'leak')} in {_done(report)}: {shown}"
 
 
 def _holder(group: MonitorGroup) -> str:
@@ -277,7 +280,8 @@ def _holder(group: MonitorGroup) -> str:
 
 def render_monitor(report: MonitorReport) -> str:
     lines = [
-        f"check_leaks monitor: {_count(len(report.leaks), 'leak')} in {report.target} "
+        f"check_leaks monitor: {_count(len(report.leaks) + bool(report.descriptor_leak), 'leak')}"
+        f" in {report.target} "
         f"(pid {report.pid}): {_done(report)}"
     ]
     if report.sites_from is None:
@@ -286,6 +290,8 @@ def render_monitor(report: MonitorReport) -> str:
         lines.append(f"allocation sites: traced from checkpoint {report.sites_from} on")
     if report.redacted:
         lines.append("secret-looking values in reprs are [redacted] (--no-redact keeps them)")
+    if report.descriptor_leak:
+        lines += ["", f"LEAK: file descriptors: {report.descriptor_leak}"]
     for _, section in monitor_sections(report):
         lines += ["", *section]
     totals = report.totals
