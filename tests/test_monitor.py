@@ -425,4 +425,4 @@ def test_gunicorn_workers_each_report_in_their_own_directory(app_dir):
         assert_names_only_the_leak(text, 45)
     # The master holds nothing that grows, and lists its workers.
     assert top.startswith("check_leaks monitor: 0 leaks")
-    assert all(f"{w.name}/report.txt (pid {w.name}" in top for w in workers)
+    assert all(f"{w.name}/report.txt (pid {w.name}, running)" in top for w in workers), top

@@ -34,6 +34,8 @@ from .timeline import MonitorReport
 
 # How often the monitor's thread looks for a trigger file, in seconds.
 TRIGGER_POLL = 0.5
+# How long the top process waits for its workers' reports to a trigger.
+WORKER_WAIT = 30.0
 # Frames kept per allocation traceback while sites are traced. Tracing's cost
 # grows with them: uvicorn serving Starlette on the debug build answers 37
 # requests a second with 32, 186 with 8, 526 with 1, and 1,580 untraced. The
@@ -306,6 +308,9 @@ class Monitor:
                     stamp = reportdir.trigger_stamp(self._top)
                     if stamp is not None and stamp != self._trigger:
                         self._trigger, wanted = stamp, True
+                        if self._dir == self._top:
+                            # The workers answer the same trigger: list theirs.
+                            reportdir.await_workers(self._top, stamp, WORKER_WAIT)
                 if wanted or due:
                     self._wanted.clear()
                     self.write_report()

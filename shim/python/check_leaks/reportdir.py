@@ -112,6 +112,29 @@ def _replace(path: pathlib.Path, text: str) -> None:
             temporary.unlink()
 
 
+def await_workers(directory: pathlib.Path, since: int, seconds: float) -> None:
+    """Wait until each running worker's report is newer than `since` (ns),
+    or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pending = [
+            child
+            for child in directory.iterdir()
+            if child.name.isdigit() and child.is_dir() and _alive(int(child.name))
+            if _mtime(child / "report.txt") <= since
+        ]
+        if not pending:
+            return
+        time.sleep(0.1)
+
+
+def _mtime(path: pathlib.Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def _workers(directory: pathlib.Path) -> list[str]:
     """Each forked worker's report, relative to `directory`, and whether the
     worker still runs."""

@@ -321,7 +321,10 @@ def monitor_sections(report: MonitorReport, *, brief: bool = True) -> list[tuple
         for group in report.groups
         if not brief or group.verdict != "bounded"
     ]
-    bounded = [group for group in report.groups if group.verdict == "bounded"]
+    bounded = sorted(
+        (group for group in report.groups if group.verdict == "bounded"),
+        key=lambda group: -group.objects[-1],
+    )
     if brief and bounded:
         lines = ["not leaks, they grew and then stopped:", *map(_bounded, bounded[:SHOWN_BOUNDED])]
         if len(bounded) > SHOWN_BOUNDED:
