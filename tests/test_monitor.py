@@ -88,6 +88,16 @@ def test_a_list_that_grows_is_a_leak_and_a_full_cache_is_not(tmp_path):
     assert "LEAK: " in text and "held by global `KEPT` of module `__main__`" in text
 
 
+def test_the_html_page_plots_each_group_and_loads_nothing(tmp_path):
+    _, reports, report = run_worker(tmp_path)
+    page = (reports / "report.html").read_text()
+    # One chart of objects and one of bytes per group, and the overview's
+    # and the process's.
+    assert page.count("<svg") >= 2 * len(report["groups"]) + 2
+    assert '<polyline class="leak"' in page and '<polyline class="bounded"' in page
+    assert not re.search(r"<script|<link|<img|src=", page)
+
+
 def test_the_same_work_without_the_leak_is_clean(tmp_path):
     _, reports, report = run_worker(tmp_path, leak=False)
     assert not [g for g in report["groups"] if g["verdict"] == "leak"]
@@ -226,6 +236,52 @@ def test_task_counts_each_call(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "6.0"
+
+
+DRAMATIQ = """
+import sys
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from check_leaks import Monitor
+
+broker = StubBroker()
+dramatiq.set_broker(broker)
+monitor = Monitor("jobs", unit="task", every=20).start()
+DONE = []
+
+
+@dramatiq.actor
+@monitor.task
+def handle(n):
+    if {leak}:
+        DONE.append({{"job": n}})
+
+
+worker = dramatiq.Worker(broker, worker_threads=1)
+worker.start()
+for n in range(1500):
+    handle.send(n)
+broker.join(handle.queue_name)
+worker.stop()
+print(monitor.stop().summary())
+"""
+
+
+@pytest.mark.parametrize("leak", [True, False])
+def test_a_dramatiq_worker_under_the_task_decorator(tmp_path, leak):
+    pytest.importorskip("dramatiq")
+    script = tmp_path / "jobs.py"
+    script.write_text(DRAMATIQ.format(leak=leak))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.strip().splitlines()[-1]
+    if leak:
+        assert "leaks in 1,500 tasks" in summary, summary
+        assert "dict at jobs.py:17" in summary and "held by global `DONE`" in summary
+    else:
+        assert summary.startswith("no leak in 1,500 tasks"), summary
 
 
 # -- the command line ----------------------------------------------------

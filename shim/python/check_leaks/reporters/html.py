@@ -39,11 +39,14 @@ def render_monitor(report: MonitorReport) -> str:
     sections = []
     sections_text = text.monitor_sections(report, brief=False)
     for group, (_, section) in zip(report.groups, sections_text, strict=True):
-        chart = plot.chart(
-            group.checkpoints,
-            [("objects", group.verdict, group.objects)],
-            x_label="checkpoint",
-            y_label="objects",
+        chart = "".join(
+            plot.chart(
+                group.checkpoints,
+                [(label, group.verdict, values)],
+                x_label="checkpoint",
+                y_label=label,
+            )
+            for label, values in (("objects", group.objects), ("bytes", group.bytes))
         )
         opened = " open" if group.leak else ""
         sections.append(
