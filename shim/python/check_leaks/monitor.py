@@ -11,6 +11,7 @@ checkpoints; from then on, new objects carry their allocation site.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import gc
@@ -126,11 +127,16 @@ class Monitor:
             # Only the main thread may; a signal arriving then sets a flag,
             # and the monitor's thread writes the report.
             self._previous_handler = signals.signal(self._signal, self._on_signal)
+        _rehearse_a_report()
         _collect()
         self._checkpoints = _shim.Checkpoints()
         if self._sites == "always":
             self._trace()
         _STARTED.add(self)
+        if self._top is not None:
+            # A server stopped by its own signal handling (the middleware's
+            # case) still leaves its last report.
+            atexit.register(self._at_exit)
         self._start_thread()
         return self
 
@@ -151,8 +157,13 @@ class Monitor:
                 undo()
             self._tracing.clear()
         _STARTED.discard(self)
+        atexit.unregister(self._at_exit)
         self._checkpoints = None
         return report
+
+    def _at_exit(self) -> None:
+        if self._checkpoints is not None:
+            self.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -330,6 +341,15 @@ class Monitor:
             reportdir.prepare(self._dir)
         self._checkpoints = _shim.Checkpoints()
         self._start_thread()
+
+
+def _rehearse_a_report() -> None:
+    """Build and render a report before the start: what the first report
+    imports and caches for good (importlib.resources' readers, the
+    templates) would be new objects at every later checkpoint, a step that
+    looks like growth."""
+    report = timeline.build(_shim.Checkpoints(), target="", unit="")
+    report.to_html(), report.to_json(), str(report)
 
 
 def parse_signal(value: int | str) -> int:

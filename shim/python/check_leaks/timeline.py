@@ -123,12 +123,13 @@ class MonitorReport:
 def judge(
     growth: Growth, span: int = VERDICT_CHECKPOINTS
 ) -> Literal["leak", "bounded", "undecided"]:
-    """A leak went on rising through its later half: it rose at
+    """A leak went on rising through its later half: it set a new high at
     `SITE_RISES` checkpoints there at least, and ended above everything in
     its first half by more than its tolerance. A bounded count stopped (see
     `growth`). Anything else, or anything followed through fewer than
-    `span` checkpoints, is undecided: one object more at the last
-    checkpoint, in flight while it was taken, is no leak."""
+    `span` checkpoints, is undecided: a count that swings between 9 and 10
+    rises often and sets no new high, and one step at the last checkpoint
+    (what a report imported, an object in flight) is one new high."""
     if growth.stopped:
         return "bounded"
     first, last = growth.runs[0], growth.runs[-1]
@@ -137,9 +138,11 @@ def judge(
     middle = first + (last - first) / 2
     pairs = list(zip(growth.runs, growth.counts, strict=True))
     earlier = max(c for r, c in pairs if r <= middle)
-    later = [c for r, c in pairs if r >= middle]
-    rises = sum(b > a for a, b in zip(later, later[1:], strict=False))
-    if rises >= SITE_RISES and growth.counts[-1] > earlier + growth.tolerance:
+    high, highs = earlier, 0
+    for _, count in (pair for pair in pairs if pair[0] > middle):
+        if count > high:
+            high, highs = count, highs + 1
+    if highs >= SITE_RISES and growth.counts[-1] > earlier + growth.tolerance:
         return "leak"
     return "undecided"
 
