@@ -85,8 +85,9 @@ pub struct Checkpoints {
     sites: HashMap<Site, Series>,
     sites_from: Option<usize>,
     /// The watched types, held so that none is freed and its address given
-    /// to another type meanwhile.
-    watched: Vec<Py<PyType>>,
+    /// to another type meanwhile, each with the index of the first
+    /// checkpoint that counted it by site.
+    watched: Vec<(Py<PyType>, usize)>,
     /// The site of each new object of a watched type, by (address, serial):
     /// a traceback is looked up once per object.
     known_sites: HashMap<(usize, u64), SiteId>,
@@ -137,7 +138,7 @@ impl Checkpoints {
     #[pyo3(signature = (units, sites = false))]
     fn checkpoint(&mut self, py: Python<'_>, units: f64, sites: bool) -> PyResult<()> {
         let watched: HashSet<usize> = (self.watched.iter())
-            .map(|kind| kind.as_ptr() as usize)
+            .map(|(kind, _)| kind.as_ptr() as usize)
             .collect();
         let mut by_address: HashMap<usize, (u64, u64)> = HashMap::new();
         let mut to_site = Vec::new();
@@ -198,9 +199,10 @@ impl Checkpoints {
             if !self
                 .watched
                 .iter()
-                .any(|known| known.as_ptr() == kind.as_ptr())
+                .any(|(known, _)| known.as_ptr() == kind.as_ptr())
             {
-                self.watched.push(kind.unbind());
+                // Counted by site from the next checkpoint on.
+                self.watched.push((kind.unbind(), self.serials.len()));
             }
         }
     }
@@ -258,7 +260,7 @@ impl Checkpoints {
         rises: usize,
     ) -> Vec<(Bound<'py, PyType>, Vec<u64>, Vec<u64>)> {
         let watched: HashSet<usize> = (self.watched.iter())
-            .map(|kind| kind.as_ptr() as usize)
+            .map(|(kind, _)| kind.as_ptr() as usize)
             .collect();
         (self.types.iter())
             .filter(|((address, _), series)| {
@@ -273,24 +275,29 @@ impl Checkpoints {
             .collect()
     }
 
-    /// (type, file, line, new objects alive at each checkpoint from
-    /// `sites_from` on, their bytes) of each site of a watched type whose
-    /// count rose at `rises` checkpoints or more.
+    /// (type, file, line, index, new objects alive at each checkpoint from
+    /// the one at `index` on, their bytes) of each site of a watched type
+    /// whose count rose at `rises` checkpoints or more. `index` is the
+    /// first checkpoint kept that counted its type by site.
     #[allow(clippy::type_complexity)]
     fn sites<'py>(
         &self,
         py: Python<'py>,
         rises: usize,
-    ) -> Vec<(Bound<'py, PyType>, String, u32, Vec<u64>, Vec<u64>)> {
-        let from = self.sites_from.unwrap_or(self.serials.len());
+    ) -> Vec<(Bound<'py, PyType>, String, u32, usize, Vec<u64>, Vec<u64>)> {
+        let begun = self.sites_from.unwrap_or(self.serials.len());
+        let from: HashMap<usize, usize> = (self.watched.iter())
+            .map(|(kind, from)| (kind.as_ptr() as usize, begun.max(*from)))
+            .collect();
         (self.sites.iter())
             .filter(|(_, series)| series.rises() >= rises)
             .filter_map(|(&(key, site), series)| {
                 let kind = live_type(py, key)?;
                 let (file, line) = self.site_names.get(site as usize)?;
+                let from = (*from.get(&key.0)?).min(series.objects.len() - 1);
                 let objects = series.objects[from..].to_vec();
                 let bytes = series.bytes[from..].to_vec();
-                Some((kind, file.clone(), *line, objects, bytes))
+                Some((kind, file.clone(), *line, from, objects, bytes))
             })
             .collect()
     }
@@ -414,8 +421,11 @@ impl Checkpoints {
         for series in self.types.values_mut().chain(self.sites.values_mut()) {
             series.thin();
         }
-        // The first kept at or after it, which is even.
+        // The first kept at or after each, which is even.
         self.sites_from = self.sites_from.map(|from| from.div_ceil(2));
+        for (_, from) in &mut self.watched {
+            *from = from.div_ceil(2);
+        }
     }
 }
 

@@ -372,10 +372,11 @@ class Checkpoints:
     def rising(self, rises: int) -> list[tuple[type, list[int], list[int]]]:
         """As `types`, for the types not watched yet whose count rose at the
         last checkpoint."""
-    def sites(self, rises: int) -> list[tuple[type, str, int, list[int], list[int]]]:
-        """(type, file, line, objects, bytes) of each watched type's site
-        whose count rose at `rises` checkpoints or more, counted from
-        `sites_from` on."""
+    def sites(self, rises: int) -> list[tuple[type, str, int, int, list[int], list[int]]]:
+        """(type, file, line, index, objects, bytes) of each watched type's
+        site whose count rose at `rises` checkpoints or more, counted from
+        the checkpoint kept at `index` on: the first that counted that type
+        by site."""
     def members(self, kind: type, site: tuple[str, int] | None = None) -> list[tuple[int, int]]:
         """(id, epoch) of each live object of exactly `kind` made since the
         start, and at `site` (file, line) if one is given."""

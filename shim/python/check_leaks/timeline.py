@@ -186,11 +186,10 @@ def build(
     counted = []
     sites = checkpoints.sites(SITE_RISES)
     with_sites = {id(cls) for cls, *_ in sites}
-    begin = checkpoints.sites_from
     for cls, objects, sizes in checkpoints.types(SITE_RISES):
         if id(cls) not in with_sites:
             counted.append(_count(cls, None, numbers, units, seconds, objects, sizes))
-    for cls, file, line, objects, sizes in sites:
+    for cls, file, line, begin, objects, sizes in sites:
         span = slice(begin, None)
         counted.append(
             _count(cls, (file, line), numbers[span], units[span], seconds[span], objects, sizes)
@@ -203,6 +202,7 @@ def build(
     groups = [_group(c, unit, explained.get(i)) for i, c in enumerate(counted)]
     # Leaks with the same holder side by side: often one mistake.
     groups.sort(key=lambda g: (order[g.verdict], g.held_by[:1], -g.objects[-1]))
+    begun = checkpoints.sites_from
     totals = Totals(numbers, seconds, *(list(c) for c in zip(*checkpoints.totals(), strict=True)))
     return MonitorReport(
         target=target,
@@ -211,7 +211,7 @@ def build(
         checkpoints=numbers[-1],
         units=units[-1],
         seconds=seconds[-1],
-        sites_from=numbers[begin] if begin is not None else None,
+        sites_from=numbers[begun] if begun is not None else None,
         groups=groups,
         totals=totals,
         redacted=False,

@@ -41,8 +41,7 @@ def render_monitor(report: MonitorReport) -> str:
     for group, (_, section) in zip(report.groups, sections_text, strict=True):
         chart = "".join(
             plot.chart(
-                group.checkpoints,
-                [(label, group.verdict, values)],
+                [(label, group.verdict, group.checkpoints, values)],
                 x_label="checkpoint",
                 y_label=label,
             )
@@ -54,9 +53,8 @@ def render_monitor(report: MonitorReport) -> str:
             f"{chart}<pre>{escape(chr(10).join(section[1:]))}</pre></details>"
         )
     overview = plot.chart(
-        report.totals.checkpoints,
         [
-            (f"{g.type} at {g.site}", g.verdict, _padded(g.objects, len(report.totals.checkpoints)))
+            (f"{g.type} at {g.site}", g.verdict, g.checkpoints, g.objects)
             # What stopped before sites were traced is mostly start-up:
             # drawn, it would dwarf the rest.
             for g in report.groups
@@ -67,13 +65,11 @@ def render_monitor(report: MonitorReport) -> str:
     )
     totals = report.totals
     process = plot.chart(
-        totals.checkpoints,
-        [("resident bytes", "total", totals.resident_bytes)],
+        [("resident bytes", "total", totals.checkpoints, totals.resident_bytes)],
         x_label="checkpoint",
         y_label="resident bytes",
     ) + plot.chart(
-        totals.checkpoints,
-        [("new objects alive", "total", totals.new_objects)],
+        [("new objects alive", "total", totals.checkpoints, totals.new_objects)],
         x_label="checkpoint",
         y_label="new objects alive",
     )
@@ -91,11 +87,6 @@ def render_monitor(report: MonitorReport) -> str:
 def _process_line(lines: list[str]) -> int:
     """Where the text report's lines on the whole process begin."""
     return next(i for i, line in enumerate(lines) if line.startswith("process at checkpoint"))
-
-
-def _padded(values: list[int], length: int) -> list[int]:
-    """A site's counts, which begin when sites did, padded with 0 before."""
-    return [0] * (length - len(values)) + values
 
 
 def _page(name: str, **values: str) -> str:

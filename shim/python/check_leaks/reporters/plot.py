@@ -12,18 +12,18 @@ LEFT, BOTTOM, TOP, RIGHT = 70, 30, 12, 12
 
 
 def chart(
-    xs: Sequence[float],
-    lines: Sequence[tuple[str, str, Sequence[float]]],
+    lines: Sequence[tuple[str, str, Sequence[float], Sequence[float]]],
     *,
     x_label: str,
     y_label: str,
 ) -> str:
-    """An SVG chart of each (label, css class, ys) line over `xs`, sharing
-    one y axis from 0 to the highest value."""
-    if len(xs) < 2 or not lines:
+    """An SVG chart of each (label, css class, xs, ys) line, sharing one x
+    axis over all the xs and one y axis from 0 to the highest value."""
+    every_x = [x for _, _, xs, _ in lines for x in xs]
+    if len(set(every_x)) < 2:
         return ""
-    x0, x1 = min(xs), max(xs)
-    top = max(max(ys, default=0) for _, _, ys in lines) or 1
+    x0, x1 = min(every_x), max(every_x)
+    top = max(max(ys, default=0) for _, _, _, ys in lines) or 1
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def point(x: float, y: float) -> str:
@@ -46,7 +46,7 @@ def chart(
         f'<text x="14" y="{TOP + plot_h / 2}" text-anchor="middle" '
         f'transform="rotate(-90 14 {TOP + plot_h / 2})">{escape(y_label)}</text>',
     ]
-    for label, css, ys in lines:
+    for label, css, xs, ys in lines:
         points = " ".join(point(x, y) for x, y in zip(xs, ys, strict=True))
         parts.append(
             f'<polyline class="{escape(css)}" points="{points}"><title>{escape(label)}</title>'
