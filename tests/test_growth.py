@@ -49,7 +49,9 @@ def test_the_standard_library_s_pattern_caches_are_bounded():
     report = check_leaks.check(growing_code.compile_a_new_pattern)
     group = leak_of(report, "re.Pattern")
     assert not group.leak and not report, str(report)
-    assert group.growth.startswith("fills a bounded cache: `re._cache`, compiled patterns (")
+    # re keeps each new pattern in both its caches; the chain may go
+    # through either, whichever the search meets first.
+    assert re.match(r"fills a bounded cache: `re\._cache2?`, compiled patterns \(", group.growth)
     report = check_leaks.check(growing_code.match_a_new_glob)
     assert not report and report.confirm_runs == 0, str(report)
     words = {g.growth for g in report.groups if g.per_run == [1, 1, 1]}
