@@ -93,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     cli = parser()
-    ours, theirs = _split(list(argv))
+    ours, theirs = _split(cli, list(argv))
     options = cli.parse_args(ours)
     if (options.module is None) == (options.script is None):
         cli.error("give a script or -m MODULE to run")
@@ -140,9 +140,12 @@ def main(argv: Sequence[str]) -> int:
     return 1
 
 
-def _split(argv: list[str]) -> tuple[list[str], list[str]]:
+def _split(cli: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], list[str]]:
     """Our options up to the program, and the program's own arguments."""
-    valued = {"--report-dir", "--every", "--checkpoint", "--signal", "--sites"}
+    # argparse has no public list of the options that take a value.
+    valued = {
+        flag for action in cli._actions if action.nargs != 0 for flag in action.option_strings
+    }
     i = 0
     while i < len(argv):
         arg = argv[i]
