@@ -14,6 +14,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyTuple, PyType};
 
+use crate::native::native_bytes;
 use crate::objects::{for_each_traced, last_serial, owned_blocks, serial_of};
 use crate::snapshot::{_PyTraceMalloc_GetTraceback, open_descriptors};
 
@@ -96,7 +97,7 @@ pub struct Checkpoints {
     site_ids: HashMap<(String, u32), SiteId>,
     /// Every live object, the new ones among them, their bytes, the open
     /// descriptors and the resident set, at each checkpoint.
-    totals: Vec<[u64; 5]>,
+    totals: Vec<[u64; 6]>,
 }
 
 #[pymethods]
@@ -128,6 +129,7 @@ impl Checkpoints {
                 0,
                 open_descriptors().len() as u64,
                 resident_bytes(),
+                native(),
             ]],
         }
     }
@@ -184,8 +186,14 @@ impl Checkpoints {
         self.units.push(units);
         self.seconds.push(self.start.elapsed().as_secs_f64());
         let descriptors = open_descriptors().len() as u64;
-        self.totals
-            .push([everything, new, new_bytes, descriptors, resident_bytes()]);
+        self.totals.push([
+            everything,
+            new,
+            new_bytes,
+            descriptors,
+            resident_bytes(),
+            native(),
+        ]);
         if self.serials.len() > MAX_POINTS {
             self.thin();
         }
@@ -339,8 +347,9 @@ impl Checkpoints {
     }
 
     /// For each checkpoint kept: every live object, the new ones, their
-    /// bytes, the open descriptors and the resident set in bytes.
-    fn totals(&self) -> Vec<[u64; 5]> {
+    /// bytes, the open descriptors, the resident set in bytes and the
+    /// native bytes.
+    fn totals(&self) -> Vec<[u64; 6]> {
         self.totals.clone()
     }
 
@@ -536,6 +545,11 @@ unsafe fn requested_size(block: *const u8) -> u64 {
         return 0;
     }
     u64::from_be_bytes(header[..8].try_into().expect("8 bytes"))
+}
+
+/// The native bytes (see `native`), 0 where they cannot be read.
+fn native() -> u64 {
+    native_bytes().unwrap_or(0).max(0) as u64
 }
 
 /// The resident set of this process in bytes, or 0 where /proc has none.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use pyo3::prelude::*;
 
+use crate::native::native_bytes;
 use crate::objects::{for_each_traced, kept_by_deallocs, serial_of, unreleased_type_refs};
 use crate::snapshot::open_descriptors;
 
@@ -45,7 +46,8 @@ impl Probe {
     /// Keep one sample, taken after `runs` runs: one count per type, one
     /// reference count per object (0 once it is freed), the sum of the
     /// reference counts of every mortal object, the number of open
-    /// descriptors, then `extra` as it is.
+    /// descriptors, the native bytes (0 where they cannot be read), then
+    /// `extra` as it is.
     #[pyo3(signature = (runs, extra, /))]
     fn sample(&mut self, py: Python<'_>, runs: usize, extra: Vec<isize>) {
         let sample = self.take(py, extra);
@@ -105,6 +107,7 @@ impl Probe {
         sample.extend(counts);
         sample.push(references);
         sample.push(open_descriptors().len() as isize);
+        sample.push(native_bytes().unwrap_or(0));
         sample.extend(extra);
         sample
     }

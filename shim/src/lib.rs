@@ -9,16 +9,24 @@ mod checkpoints;
 mod freelist;
 mod growth;
 mod heap;
+mod native;
 mod objects;
 mod precise;
 mod snapshot;
 mod stopwatch;
 mod tally;
 
+// Counts the shim's own heap, which `native` leaves out of what C code holds.
+#[global_allocator]
+static ALLOCATOR: native::Counting = native::Counting;
+
 /// Native core of check_leaks: switch CPython's freelists on and off, and
 /// analyse the live heap.
 #[pymodule]
 fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    native::install();
+    m.add("NATIVE_SLACK", native::SLACK)?;
+    m.add_function(wrap_pyfunction!(native::py_native_bytes, m)?)?;
     m.add("KINDS", freelist::kind_names(m.py())?)?;
     m.add_class::<freelist::FreeList>()?;
     m.add_function(wrap_pyfunction!(freelist::freelists, m)?)?;
@@ -32,5 +40,6 @@ fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<heap::Heap>()?;
     m.add_class::<checkpoints::Checkpoints>()?;
     m.add_function(wrap_pyfunction!(objects::null_slot, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::first_free_descriptor, m)?)?;
     Ok(())
 }

@@ -415,6 +415,9 @@ fn key_of(traceback: &Bound<'_, PyAny>, harness: &[String]) -> PyResult<u64> {
 
 /// Every open file descriptor but the one that lists them, sorted, with the
 /// target of its `/proc/self/fd` link. Empty where there is no `/proc`.
+/// Each link is read into a buffer on the stack: a `String` grown and then
+/// shrunk on the heap leaves glibc's caches a little different each time,
+/// which the native count (see `native`) would see.
 pub fn open_descriptors() -> Vec<(i32, String)> {
     let listing = format!("/proc/{}/fd", std::process::id());
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
@@ -422,15 +425,35 @@ pub fn open_descriptors() -> Vec<(i32, String)> {
     };
     let mut fds: Vec<(i32, String)> = entries
         .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let fd = entry.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(entry.path()).ok()?;
-            Some((fd, target.to_string_lossy().into_owned()))
+            let fd = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            Some((fd, link_of(fd)?))
         })
         .filter(|(_, target)| *target != listing)
         .collect();
     fds.sort_unstable();
     fds
+}
+
+/// What descriptor `fd` points at, from its `/proc/self/fd` link.
+fn link_of(fd: i32) -> Option<String> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+    let mut buffer = [0u8; 4096];
+    // SAFETY: `path` is a C string and the buffer's length is passed.
+    let length = unsafe { libc::readlink(path.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) };
+    let length = usize::try_from(length).ok()?;
+    Some(String::from_utf8_lossy(&buffer[..length]).into_owned())
+}
+
+/// The lowest descriptor number not open: the one the next `open`,
+/// `socket`, `pipe` or `dup` takes. One `fcntl` per open descriptor below
+/// it, cheap enough to ask after every call into C while the line that
+/// opens a leaked descriptor is looked for.
+#[pyfunction]
+pub fn first_free_descriptor() -> i32 {
+    (0..)
+        // SAFETY: F_GETFD only reads the flags of a descriptor, open or not.
+        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1)
+        .expect("a process has a free descriptor below i32::MAX")
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //! - references spread over many objects: the sum of all counts rose in
 //!   the last run;
 //! - raw blocks: the debug hooks' live block count rose in some run;
-//! - descriptors: more were open after the last run.
+//! - descriptors: more were open after the last run;
+//! - native memory: malloc's heap held more for C code after every run
+//!   than before it, by more than its slack.
 //!
 //! A tally that shows none of these after any run proves the full check
 //! would report no leak, however many runs were to follow. Code that
@@ -21,6 +23,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::bindings;
+use crate::native::{native_bytes, SLACK};
 use crate::objects::{for_each_traced, kept_by_deallocs, last_serial, unreleased_type_refs};
 use crate::snapshot::{open_descriptors, run_of};
 
@@ -45,6 +48,8 @@ struct Record {
     last_serial: u64,
     /// Blocks held by the debug allocator hooks, in every domain.
     blocks: isize,
+    /// Bytes malloc's heap holds for native code (see `native`).
+    native: Option<isize>,
     descriptors: Vec<(i32, String)>,
     walk: Option<Walk>,
 }
@@ -86,6 +91,7 @@ impl Tally {
         self.records.push(Record {
             last_serial,
             blocks: live_blocks(),
+            native: native_bytes(),
             descriptors: open_descriptors(),
             walk,
         });
@@ -100,6 +106,14 @@ impl Tally {
             if grown > 0 {
                 signs.push(format!("run {}: {grown:+} blocks", run + 1));
             }
+        }
+        // A native candidate grew in every measured run: its allocator's
+        // caches move the count now and then, which alone is no sign.
+        let native = native_deltas(self.records.iter().map(|record| record.native));
+        if !native.is_empty() && native.iter().all(|&grown| grown > SLACK) {
+            signs.push(format!(
+                "native memory grew in every run: {native:+?} bytes"
+            ));
         }
         let [.., before, last] = self.records.as_slice() else {
             return vec!["no run recorded".to_owned()];
@@ -126,6 +140,20 @@ impl Tally {
     fn __len__(&self) -> usize {
         self.records.len()
     }
+
+    /// How much each run changed the native bytes (see `native`); empty
+    /// where they cannot be read.
+    fn native_deltas(&self) -> Vec<isize> {
+        native_deltas(self.records.iter().map(|record| record.native))
+    }
+}
+
+/// The change from each reading to the next; empty if any is missing.
+fn native_deltas(readings: impl Iterator<Item = Option<isize>>) -> Vec<isize> {
+    let Some(readings) = readings.collect::<Option<Vec<_>>>() else {
+        return Vec::new();
+    };
+    readings.windows(2).map(|pair| pair[1] - pair[0]).collect()
 }
 
 /// Survivors per run (runs bounded by `bounds`, the last serial of each

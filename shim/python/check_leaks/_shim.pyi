@@ -93,6 +93,18 @@ def set_freelist(kind: _Kind | Literal["all"], enabled: bool) -> bool:
 def precise_tracebacks(enabled: bool = True) -> PreciseTracebacks:
     """Switch precise mode on (every freelist off) or off (every freelist on)."""
 
+NATIVE_SLACK: Final[int]
+"""Bytes of native memory a run may add without being a sign of a leak."""
+
+def native_bytes() -> int | None:
+    """Bytes malloc's heap holds for native code: in use (glibc's
+    `mallinfo2()`), less the blocks Python's allocators took from it and the
+    shim's own. Only differences between two readings mean anything."""
+
+def first_free_descriptor() -> int:
+    """The lowest descriptor number not open: the one the next `open()`
+    takes."""
+
 def null_slot(obj: object) -> int | None:
     """The index of the first empty (NULL) slot of a tuple or list, or
     `None`. C code that leaks a tuple it had only begun to fill leaves such
@@ -109,8 +121,9 @@ class Tally:
     kind leaves a sign here in every one: objects alive from every run so
     far, a changed count on an object older than the runs, more references
     in all after the last run, more live blocks after some run, more open
-    descriptors after the last run. No sign after any run proves the full
-    check would report no leak, however many runs were to follow.
+    descriptors after the last run, more native memory after every run. No
+    sign after any run proves the full check would report no leak, however
+    many runs were to follow.
     """
 
     def __init__(self) -> None:
@@ -122,6 +135,9 @@ class Tally:
     def signs(self) -> list[str]:
         """The signs of a possible leak in the runs recorded so far, in
         words: empty if there is none."""
+    def native_deltas(self) -> list[int]:
+        """For each run, how much the native bytes changed (see
+        `native_bytes`); empty where they cannot be read."""
     def __len__(self) -> int: ...
 
 @final
@@ -160,7 +176,8 @@ class Probe:
     def sample(self, runs: int, extra: Sequence[int], /) -> None:
         """Keep one sample, taken after `runs` runs: the count of each type,
         the reference count of each object, the references in all (mortal
-        objects), the open descriptors, then `extra` as it is."""
+        objects), the open descriptors, the native bytes, then `extra` as
+        it is."""
     @property
     def runs(self) -> int:
         """Runs made at the last sample; 0 before any."""
@@ -380,9 +397,10 @@ class Checkpoints:
     def members(self, kind: type, site: tuple[str, int] | None = None) -> list[tuple[int, int]]:
         """(id, epoch) of each live object of exactly `kind` made since the
         start, and at `site` (file, line) if one is given."""
-    def totals(self) -> list[tuple[int, int, int, int, int]]:
+    def totals(self) -> list[tuple[int, int, int, int, int, int]]:
         """For each checkpoint kept: every live object, the new ones, their
-        bytes, the open descriptors, and the resident set in bytes."""
+        bytes, the open descriptors, the resident set in bytes, and the
+        native bytes (see `native_bytes`; 0 where they cannot be read)."""
     def epochs(self, ids: Sequence[int]) -> list[int]:
         """For each of `ids`, the epoch its object was made in: the number
         of the first checkpoint after it was made (one past the last if
