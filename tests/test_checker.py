@@ -37,13 +37,15 @@ def both_passes(request, monkeypatch):
 
     def both(func, /, *args, warmup=checker.WARMUP, repeat=checker.REPEAT, **kwargs):
         with monkeypatch.context() as forced:
-            forced.setattr(checker, "_level", lambda *_, **__: None)
+            # No native counts either: only the cheap pass's untraced runs
+            # take them (tests/test_native.py checks those).
+            forced.setattr(checker, "_level", lambda *_, **__: (None, []))
             report = real_check(func, *args, warmup=warmup, repeat=repeat, **kwargs)
         for option in ("ignore", "max_runs", "time_multiple", "time_allowance"):
             kwargs.pop(option, None)
         call = functools.partial(func, *args, **kwargs)
         stopwatch = _shim.Stopwatch(checker.TIME_MULTIPLE, checker.TIME_ALLOWANCE)
-        level = checker._level(call, stopwatch, warmup=warmup, repeat=repeat) is not None
+        level = checker._level(call, stopwatch, warmup=warmup, repeat=repeat)[0] is not None
         assert not (report and level), f"the cheap pass missed:\n{report}"
         return report
 
@@ -138,7 +140,7 @@ def test_clean_code_is_told_by_counters_alone(monkeypatch):
     assert not report and report.groups == [] and traced == []
     # A leak grows in every run, so a first run that left nothing is enough.
     assert report.runs == 1 and report.runs_not_needed == REPEAT - 1
-    assert report.object_deltas == report.refcount_deltas == [0]
+    assert report.object_deltas == report.refcount_deltas == report.native_deltas == [0]
     assert f"(1 run after 2 warm-ups; it left nothing, so {REPEAT - 1} more runs" in str(report)
     report = check_leaks.check(leaky_code.global_cache, repeat=REPEAT)
     assert report and traced and report.runs == REPEAT
@@ -708,7 +710,9 @@ def test_outputs():
 
 def test_html_page_is_its_template_filled_with_escaped_text():
     target = "<a> & $title ${sections}"
-    page = check_leaks.LeakReport.level(target=target, warmup=2, runs=3, of=3).to_html()
+    page = check_leaks.LeakReport.level(
+        target=target, warmup=2, runs=3, of=3, native_deltas=[]
+    ).to_html()
     # A `$` in the report is text, not one of the template's placeholders.
     title = f"check_leaks: 0 leaks in {html.escape(target)} (3 runs after 2 warm-ups)"
     assert f"<title>{title}</title>" in page and f"<h1>{title}</h1>" in page

@@ -82,7 +82,7 @@ def test_clean_code_exits_zero(workdir):
     assert done.stdout.startswith(
         "check_leaks: 0 leaks in leaky_mod.clean (1 run after 2 warm-ups; it left "
         "nothing, so 4 more runs could not show a leak)"
-    )
+    ), done.stdout
 
 
 def test_clean_script_exits_zero(workdir):

@@ -4,6 +4,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
 /* Each leak_* forgets the Py_DECREF of an object it made. */
 static PyObject *
 leak_float(PyObject *self, PyObject *unused)
@@ -386,6 +392,79 @@ static PyType_Spec keeps_type_spec = {
     .slots = keeps_type_slots,
 };
 
+/* Native memory, outside Python's allocators. leak_malloc forgets the
+   free() of 1,500 bytes: what a C library's missing cleanup call does. */
+static PyObject *
+leak_malloc(PyObject *self, PyObject *unused)
+{
+    char *block = malloc(1500);
+    if (block == NULL) {
+        return PyErr_NoMemory();
+    }
+    memset(block, 1, 1500);
+    Py_RETURN_NONE;
+}
+
+/* Its clean twin. */
+static PyObject *
+malloc_then_free(PyObject *self, PyObject *unused)
+{
+    char *block = malloc(1500);
+    if (block == NULL) {
+        return PyErr_NoMemory();
+    }
+    memset(block, 1, 1500);
+    free(block);
+    Py_RETURN_NONE;
+}
+
+/* A leak inside a linked library: zlib's deflateInit() allocates its
+   state (about 256 KiB), and only deflateEnd() frees it. */
+static PyObject *
+start_deflate(PyObject *self, PyObject *end)
+{
+    z_stream *stream = calloc(1, sizeof *stream);
+    if (stream == NULL || deflateInit(stream, Z_DEFAULT_COMPRESSION) != Z_OK) {
+        free(stream);
+        return PyErr_NoMemory();
+    }
+    if (PyObject_IsTrue(end)) {
+        deflateEnd(stream);
+        free(stream);
+    }
+    Py_RETURN_NONE;
+}
+
+/* A descriptor opened in C: left open unless `close` is true. */
+static PyObject *
+open_fd(PyObject *self, PyObject *close_it)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (PyObject_IsTrue(close_it)) {
+        close(fd);
+    }
+    Py_RETURN_NONE;
+}
+
+/* A C cache that mallocs once and keeps it: clean. */
+static char *native_cache;
+
+static PyObject *
+fill_native_cache(PyObject *self, PyObject *unused)
+{
+    if (native_cache == NULL) {
+        native_cache = malloc(4096);
+        if (native_cache == NULL) {
+            return PyErr_NoMemory();
+        }
+        memset(native_cache, 1, 4096);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"leak_float", leak_float, METH_NOARGS, NULL},
     {"leak_tuple", leak_tuple, METH_NOARGS, NULL},
@@ -402,6 +481,11 @@ static PyMethodDef methods[] = {
     {"grow_static_cache", grow_static_cache, METH_NOARGS, NULL},
     {"add_to_pruned_cache", add_to_pruned_cache, METH_NOARGS, NULL},
     {"add_to_pruned_blocks", add_to_pruned_blocks, METH_NOARGS, NULL},
+    {"leak_malloc", leak_malloc, METH_NOARGS, NULL},
+    {"malloc_then_free", malloc_then_free, METH_NOARGS, NULL},
+    {"start_deflate", start_deflate, METH_O, NULL},
+    {"open_fd", open_fd, METH_O, NULL},
+    {"fill_native_cache", fill_native_cache, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

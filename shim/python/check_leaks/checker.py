@@ -10,6 +10,7 @@ run and never reports itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import sys
@@ -19,7 +20,7 @@ from collections.abc import Callable, Collection, Iterator
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
-from . import _shim, verdict
+from . import _shim, native, verdict
 from .growth import next_batch
 from .report import HARNESS, Candidates, LeakReport, build_report, gather
 
@@ -38,6 +39,10 @@ MAX_RUNS = 500
 # takes 60 to see; its first run takes 2 s, and 50 times that allowed 33.
 TIME_MULTIPLE = 100.0
 TIME_ALLOWANCE = 5.0
+# Native bytes a watched block may add without a native leak: tracemalloc,
+# started and stopped around the block, leaves malloc's heap up to 136 bytes
+# off either way by itself (a check's runs are untraced, and need none).
+WATCH_NATIVE_SLACK = 256
 # The allowance for one test of a suite, where a leaky test should cost
 # little more than its runs: a test of a few milliseconds still gets a
 # couple of hundred runs.
@@ -82,14 +87,18 @@ def check(
     # Made once, before anything is recorded: one object older than the runs.
     call = functools.partial(stopwatch.run, functools.partial(func, *args, **kwargs))
     try:
-        runs = _level(call, stopwatch, warmup=warmup, repeat=repeat)
+        runs, native = _level(call, stopwatch, warmup=warmup, repeat=repeat)
     except _Halted as halted:
         return LeakReport.halted(target=target, warmup=warmup, why=halted.why, signs=halted.signs)
     if runs is not None:
-        return LeakReport.level(target=target, warmup=warmup, runs=runs, of=repeat)
+        return LeakReport.level(
+            target=target, warmup=warmup, runs=runs, of=repeat, native_deltas=native
+        )
     stopwatch.new_phase()
     try:
-        return _explain(call, stopwatch, snapshots, target, warmup, repeat, ignore, max_runs)
+        return _explain(
+            call, stopwatch, snapshots, target, warmup, repeat, ignore, max_runs, native
+        )
     except _Halted as halted:
         return LeakReport.halted(target=target, warmup=warmup, why=halted.why, signs=halted.signs)
 
@@ -112,9 +121,11 @@ def _explain(
     repeat: int,
     ignore: Collection[type | str],
     max_runs: int,
+    native: list[int],
 ) -> LeakReport:
     """The traced runs that say what grew, where it was made and who holds
-    it; then the untraced runs that confirm it goes on growing."""
+    it; then the untraced runs that confirm it goes on growing. `native` is
+    what the untraced runs before did to the native bytes."""
     with _shim.precise_tracebacks(True), contextlib.ExitStack() as window:
 
         def record(left: int) -> bool:
@@ -139,7 +150,12 @@ def _explain(
             # an untraced run is several times faster.
             window.close()
         report, candidates = build_report(
-            evidence, target=target, warmup=warmup, ignore=ignore, recycled=recycled
+            evidence,
+            target=target,
+            warmup=warmup,
+            ignore=ignore,
+            recycled=recycled,
+            native=native,
         )
         # The evidence keeps the whole heap alive, and with it whatever a
         # cache would evict as the code runs on.
@@ -188,7 +204,23 @@ def _confirm(
             probe.sample(probe.runs + batch - left, snapshots.trace_counts(candidates.block_keys))
         if why is not None:
             break
-    return verdict.apply(report, candidates, probe, stopped=why)
+    report = verdict.apply(report, candidates, probe, stopped=why)
+    return _where_in_c(call, report, runs=report.runs)
+
+
+def _where_in_c(call: Callable[[], object], report: LeakReport, runs: int) -> LeakReport:
+    """`report` with its confirmed native and descriptor leaks explained by
+    more runs: which C frames allocated the memory, which call opened each
+    descriptor, and the checked code's line that called them."""
+    if report.native_leak:
+        stacks, why = native.explain_memory(call, runs)
+        explained = dataclasses.replace(report.native_leak, stacks=stacks, unexplained=why)
+        report = dataclasses.replace(report, native_leak=explained)
+    if report.descriptor_leak:
+        opened = native.explain_descriptors(call, report.target)
+        located = dataclasses.replace(report.descriptor_leak, opened=opened)
+        report = dataclasses.replace(report, descriptor_leak=located)
+    return report
 
 
 class RunFailed(Exception):
@@ -209,24 +241,31 @@ def _failure(error: Exception) -> str:
 
 def _level(
     call: Callable[[], object], stopwatch: _shim.Stopwatch, *, warmup: int, repeat: int
-) -> int | None:
+) -> tuple[int | None, list[int]]:
     """The same runs against cheap counters only, with no tracing: the
     measured runs made if they show no sign of any leak the full check can
-    report (see `_shim.Tally`), None if they show one. Only code that shows
-    one pays for the full check and its explanation."""
+    report (see `_shim.Tally`), None if they show one; and how much each run
+    changed the native bytes, which only an untraced run can tell. Only code
+    that shows a sign pays for the full check and its explanation."""
     try:
         tally = _shim.Tally()
     except RuntimeError:
-        return None
+        return None, []
+
+    signs = False
 
     def record(left: int) -> bool:
-        # The table is walked at the first two records and the last two;
-        # positional: a keyword's name tuple would be one more reference
-        # on the stack.
-        tally.record(left >= repeat - 1 or left <= 1)
+        nonlocal signs
+        # The table is walked at the first two records and the last two,
+        # and after a run that showed a sign, so that the next one's signs
+        # are known in full (a native count moved by the first run alone
+        # must not make all the others); positional: a keyword's name
+        # tuple would be one more reference on the stack.
+        tally.record(left >= repeat - 1 or left <= 1 or signs)
         # A leak grows in every measured run, so a first one that shows no
         # sign proves there is none: the other runs are not needed.
-        return left == repeat or bool(tally.signs())
+        signs = bool(tally.signs())
+        return left == repeat or signs
 
     with _shim.precise_tracebacks(True), _only_new_objects_collected():
         try:
@@ -236,8 +275,8 @@ def _level(
             raise
         # A recycled object skipped the allocator the counters watch.
         if tally.signs() or _recycled_since(hits):
-            return None
-        return len(tally) - 1
+            return None, tally.native_deltas()
+        return len(tally) - 1, tally.native_deltas()
 
 
 def _runs(
@@ -306,6 +345,7 @@ class watch:
         self._ignore = ignore
         self._snapshots = _snapshots()
         self._hits: dict[str, int] = {}
+        self._native: int | None = None
         self._state: Literal["new", "open", "closed"] = "new"
         self._window = contextlib.ExitStack()
         self.report = None
@@ -336,6 +376,9 @@ class watch:
             raise RuntimeError("a check_leaks.watch() window is used once; make a new one")
         if self._state == "new":
             self._state = "open"
+            # Read before tracing starts and after it stops: tracemalloc's
+            # own tables are native memory.
+            self._native = None if tracemalloc.is_tracing() else _native_before_tracing()
             self._window.enter_context(_precise_window())
             _collect()
             self._hits = _hits()
@@ -351,16 +394,35 @@ class watch:
                 return None
             recycled = _recycled_since(self._hits)
             evidence = gather(self._snapshots)
+        now = _shim.native_bytes()
+        native = [] if self._native is None or now is None else [now - self._native]
         self.report, _ = build_report(
             evidence,
             target=self._name,
             warmup=0,
             ignore=self._ignore,
             recycled=recycled,
+            native=native,
+            native_slack=WATCH_NATIVE_SLACK,
         )
         return None
 
     __enter__ = __exit__ = _edge
+
+
+def _native_before_tracing() -> int | None:
+    """The native bytes, read after tracemalloc has started and stopped
+    once in this process: its first start leaves 432 bytes of its own
+    behind for good."""
+    if not _TRACED_ONCE:
+        tracemalloc.start()
+        tracemalloc.stop()
+        _TRACED_ONCE.append(True)
+    return _shim.native_bytes()
+
+
+# Whether tracemalloc has been started in this process (see above).
+_TRACED_ONCE: list[bool] = []
 
 
 @contextlib.contextmanager

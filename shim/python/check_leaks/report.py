@@ -131,6 +131,44 @@ class DescriptorLeak:
     per_run: list[int]
     paths: list[str]  # what the ones still open point at
     growth: str | None = None  # how many runs support it
+    # Where one more run opened those it left open (see `native`).
+    opened: list[Opening] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Opening:
+    """The call that opened descriptors a run left open."""
+
+    count: int  # descriptors it left open in the run watched
+    paths: list[str]
+    call: str  # the function called from Python, such as "leakext.open_fd"
+    site: str | None  # "file:line" of the checked code that called it
+    traceback: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class NativeStack:
+    """Native allocations made at one stack that outlived the runs."""
+
+    allocations_per_run: float
+    bytes_per_run: int
+    site: str | None  # "file:line" of the checked code that called into C
+    traceback: list[str]  # the Python frames, from the checked code down
+    native: list[str]  # the C frames, from the call out of Python down to the allocator
+
+
+@dataclasses.dataclass(frozen=True)
+class NativeLeak:
+    """Memory C code took from malloc in every run, outside Python's
+    allocators, and never freed: seen as malloc's heap in use (see
+    `_shim.native_bytes`)."""
+
+    per_run: list[int]  # bytes
+    growth: str | None = None  # how many runs support it
+    # Where the allocations were made, from memray's native traces.
+    stacks: list[NativeStack] = dataclasses.field(default_factory=list)
+    # Why no stack is shown, when none is.
+    unexplained: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,12 +211,25 @@ class LeakReport:
     # Stopped before the measured runs were made: no verdict could be
     # reached, which fails as a leak does.
     unfinished: bool = False
+    # How much each run changed the bytes malloc holds for C code; empty
+    # where they cannot be read.
+    native_deltas: list[int] = dataclasses.field(default_factory=list)
+    native_leak: NativeLeak | None = None
 
     @classmethod
-    def level(cls, *, target: str, warmup: int, runs: int, of: int) -> LeakReport:
-        """The report of `runs` (of `of` asked for) that changed no counter:
-        nothing left behind."""
-        return cls.empty(target=target, warmup=warmup, runs=runs, runs_not_needed=of - runs)
+    def level(
+        cls, *, target: str, warmup: int, runs: int, of: int, native_deltas: list[int]
+    ) -> LeakReport:
+        """The report of `runs` (of `of` asked for) that showed no sign of
+        a leak: nothing left behind, and native memory that did not grow in
+        every run."""
+        return cls.empty(
+            target=target,
+            warmup=warmup,
+            runs=runs,
+            runs_not_needed=of - runs,
+            native_deltas=native_deltas,
+        )
 
     @classmethod
     def halted(cls, *, target: str, warmup: int, why: str, signs: list[str]) -> LeakReport:
@@ -216,15 +267,20 @@ class LeakReport:
             or self.reference_leaks
             or self.block_leaks
             or self.descriptor_leak
+            or self.native_leak
             or self.reference_leak
             or self.unfinished
         )
 
     @property
     def leaked_bytes(self) -> int:
-        """Bytes of the leaked objects and raw blocks, all runs together."""
-        return sum(group.size for group in self.leaks) + sum(
-            sum(block.bytes_per_run) for block in self.block_leaks
+        """Bytes of the leaked objects, raw blocks and native memory, all
+        runs together."""
+        native = sum(self.native_leak.per_run) if self.native_leak else 0
+        return (
+            sum(group.size for group in self.leaks)
+            + sum(sum(block.bytes_per_run) for block in self.block_leaks)
+            + native
         )
 
     def summary(self) -> str:
@@ -302,10 +358,16 @@ class Candidates:
     block_keys: list[int]
     descriptors: bool
     references: bool  # references in all, the report's `reference_leak`
+    native: bool
 
     def __bool__(self) -> bool:
         return bool(
-            self.types or self.objects or self.block_keys or self.descriptors or self.references
+            self.types
+            or self.objects
+            or self.block_keys
+            or self.descriptors
+            or self.references
+            or self.native
         )
 
 
@@ -365,10 +427,15 @@ def build_report(
     warmup: int,
     ignore: Collection[type | str] = (),
     recycled: dict[str, int],
+    native: list[int],
+    native_slack: int = _shim.NATIVE_SLACK,
 ) -> tuple[LeakReport, Candidates]:
     """Group what the runs left alive by type and allocation line, and say
     who holds each group; and what grew in every run, for a confirmation to
-    follow. A group that fills a bounded cache needs none."""
+    follow. A group that fills a bounded cache needs none. `native` is how
+    much each run changed the native bytes, read while nothing traced: a
+    traced run's count holds tracemalloc's own tables. A run must add more
+    than `native_slack` of them for a native leak."""
     ignored = {t if isinstance(t, str) else type_name_of_class(t) for t in ignore}
     heap, survivors = evidence.heap, evidence.survivors
     roots = holders.roots(heap)
@@ -416,6 +483,10 @@ def build_report(
         refcount_deltas=evidence.refcount_deltas,
         block_deltas=evidence.block_deltas,
         descriptor_deltas=descriptors,
+        native_deltas=native,
+        native_leak=NativeLeak(native)
+        if native and all(d > native_slack for d in native)
+        else None,
         reference_leak=all(delta > 0 for delta in evidence.refcount_deltas)
         and not any(survivors)
         and not reference_leaks,
@@ -432,6 +503,7 @@ def build_report(
         block_keys=[key for key, _ in block_leaks],
         descriptors=report.descriptor_leak is not None,
         references=report.reference_leak,
+        native=report.native_leak is not None,
     )
 
 

@@ -76,6 +76,7 @@ class Totals:
     new_bytes: list[int]
     descriptors: list[int]
     resident_bytes: list[int]
+    native_bytes: list[int]  # what malloc holds for C code (see `_shim.native_bytes`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,8 @@ class MonitorReport:
     redacted: bool
     # The open descriptors, in words, when they grow by the rule.
     descriptor_leak: str | None = None
+    # The native bytes, in words, when they grow by the rule.
+    native_leak: str | None = None
     # Seconds the checkpoints took, collections included.
     monitor_seconds: float = 0.0
     # Reports of forked worker processes, relative to the report dir.
@@ -105,7 +108,7 @@ class MonitorReport:
         return [group for group in self.groups if group.leak]
 
     def __bool__(self) -> bool:
-        return bool(self.leaks or self.descriptor_leak)
+        return bool(self.leaks or self.descriptor_leak or self.native_leak)
 
     def summary(self) -> str:
         return reporters.text.monitor_summary(self)
@@ -216,6 +219,30 @@ def build(
         totals=totals,
         redacted=False,
         descriptor_leak=_descriptors(totals, unit, units),
+        native_leak=_native(totals, unit, units, begun),
+    )
+
+
+def _native(
+    totals: Totals, unit: str, units: Sequence[float], traced_from: int | None
+) -> str | None:
+    """The native bytes, in words, if they grow by the rule through the
+    checkpoints taken before tracing began: tracemalloc's own tables are
+    native memory, and grow with what it traces."""
+    end = len(totals.checkpoints) if traced_from is None else traced_from
+    if not any(totals.native_bytes[:end]):
+        return None
+    growth = Growth(tuple(totals.checkpoints[:end]), tuple(totals.native_bytes[:end]))
+    if judge(growth) != "leak":
+        return None
+    first, last = growth.counts[0], growth.counts[-1]
+    done = units[end - 1] - units[0]
+    rate = f", {(last - first) / done:+,.0f} B a {unit}" if done else ""
+    return (
+        f"{first:,} B at the start, {last:,} B at checkpoint {growth.runs[-1]}{rate}: "
+        f"grew at {growth.rises} of {len(growth.counts) - 1} checkpoints, outside "
+        "Python's allocators (check the code that calls into C with check_leaks.check() "
+        "to see where)"
     )
 
 

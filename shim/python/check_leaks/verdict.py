@@ -4,8 +4,8 @@ support it.
 
 The probe's series are, in order: live instances of each candidate group's
 type, the reference count of each object that gained references, the
-references in all, the open descriptors, then the live blocks of each raw
-block candidate (see `Candidates`)."""
+references in all, the open descriptors, the native bytes, then the live
+blocks of each raw block candidate (see `Candidates`)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,8 @@ def apply(
     descriptor_leak = next(
         iter(judge(descriptors, "descriptors", "descriptors", "file descriptors")), None
     )
+    natives = [report.native_leak] if report.native_leak else []
+    native_leak = next(iter(judge(natives, "native", "bytes", "native memory")), None)
     reference_leak = report.reference_leak
     if reference_leak and growths[("references", 0)].stopped:
         reference_leak = False
@@ -76,6 +78,7 @@ def apply(
         reference_leaks=reference_leaks,
         block_leaks=block_leaks,
         descriptor_leak=descriptor_leak,
+        native_leak=native_leak,
         reference_leak=reference_leak,
         confirm_runs=runs,
         bounded=bounded,
@@ -87,14 +90,19 @@ def _growths(probe: _shim.Probe, candidates: Candidates) -> dict[tuple[str, int]
     """Each candidate's counts, keyed by (kind, index among its kind)."""
     runs, series = probe.series()
     at = iter(series)
-    # The probe always counts these two; they are candidates only sometimes.
-    wanted = {"references": candidates.references, "descriptors": candidates.descriptors}
+    # The probe always counts these; they are candidates only sometimes.
+    wanted = {
+        "references": candidates.references,
+        "descriptors": candidates.descriptors,
+        "native": candidates.native,
+    }
     found = {}
     for kind, count in (
         ("type", len(candidates.types)),
         ("object", len(candidates.objects)),
         ("references", 1),
         ("descriptors", 1),
+        ("native", 1),
         ("blocks", len(candidates.block_keys)),
     ):
         for i in range(count):

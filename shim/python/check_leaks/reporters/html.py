@@ -29,6 +29,18 @@ def render(report: LeakReport) -> str:
     )
 
 
+def _whole_process(report: MonitorReport) -> list[str]:
+    """The leaks of the whole process, which no group shows."""
+    return [
+        f"LEAK: {what}: {words}"
+        for what, words in (
+            ("file descriptors", report.descriptor_leak),
+            ("native memory", report.native_leak),
+        )
+        if words
+    ]
+
+
 def _section(leak: bool, lines: list[str]) -> str:
     kind = "leak" if leak else "once"
     return f"<section class={kind}><pre>{escape('\n'.join(lines))}</pre></section>"
@@ -65,9 +77,17 @@ def render_monitor(report: MonitorReport) -> str:
     )
     totals = report.totals
     process = plot.chart(
-        [("resident bytes", "total", totals.checkpoints, totals.resident_bytes)],
+        [
+            ("resident bytes", "total", totals.checkpoints, totals.resident_bytes),
+            (
+                "native bytes",
+                "leak" if report.native_leak else "undecided",
+                totals.checkpoints,
+                totals.native_bytes,
+            ),
+        ],
         x_label="checkpoint",
-        y_label="resident bytes",
+        y_label="bytes",
     ) + plot.chart(
         [("new objects alive", "total", totals.checkpoints, totals.new_objects)],
         x_label="checkpoint",
@@ -76,7 +96,9 @@ def render_monitor(report: MonitorReport) -> str:
     return _page(
         "timeline.html",
         title=escape(lines[0]),
-        subtitle="<br>".join(escape(line) for line in lines[1:3] if line),
+        subtitle="<br>".join(
+            escape(line) for line in [*lines[1:3], *_whole_process(report)] if line
+        ),
         overview=overview,
         sections="\n".join(sections) or "<p>Nothing has grown.</p>",
         process=process,

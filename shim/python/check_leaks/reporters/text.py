@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..report import BlockLeak, DescriptorLeak, LeakGroup, LeakReport, Node, ReferenceLeak
+    from ..report import (
+        BlockLeak,
+        DescriptorLeak,
+        LeakGroup,
+        LeakReport,
+        NativeLeak,
+        Node,
+        ReferenceLeak,
+    )
     from ..timeline import MonitorGroup, MonitorReport
 
 # Types named in a report's one-line summary, and among the unreleased type
@@ -40,6 +48,8 @@ def summary(report: LeakReport) -> str:
     ]
     if report.descriptor_leak:
         parts.append(_count(sum(report.descriptor_leak.per_run), "descriptor"))
+    if report.native_leak:
+        parts.append(f"{sum(report.native_leak.per_run)} B of native memory")
     if report.reference_leak:
         parts.append(f"{sum(report.refcount_deltas)} references on objects that existed")
     if report.unfinished:
@@ -55,6 +65,7 @@ def render(report: LeakReport, *, one_time: bool = True) -> str:
         + len(report.reference_leaks)
         + len(report.block_leaks)
         + bool(report.descriptor_leak)
+        + bool(report.native_leak)
         + report.reference_leak
     )
     runs = f"{_count(report.runs, 'run')} after {_count(report.warmup, 'warm-up')}"
@@ -91,6 +102,7 @@ def render(report: LeakReport, *, one_time: bool = True) -> str:
                 ("references", report.refcount_deltas),
                 ("allocated blocks", report.block_deltas),
                 ("descriptors", report.descriptor_deltas),
+                *([("native bytes", report.native_deltas)] if report.native_deltas else []),
             )
         ),
     ]
@@ -127,6 +139,7 @@ def sections(report: LeakReport, *, one_time: bool = True) -> list[tuple[bool, l
         *((True, _reference(leak)) for leak in report.reference_leaks),
         *((True, _block(leak)) for leak in report.block_leaks),
         *([(True, _descriptor(report.descriptor_leak))] if report.descriptor_leak else []),
+        *([(True, _native(report.native_leak))] if report.native_leak else []),
         *(
             (g.leak, _group(g, report.runs))
             for g in report.groups
@@ -203,12 +216,39 @@ def _block(leak: BlockLeak) -> list[str]:
 def _descriptor(leak: DescriptorLeak) -> list[str]:
     opened = " ".join(f"+{n}" for n in leak.per_run)
     lines = [f"LEAK: file descriptors, {opened} per run, never closed"]
+    lines += _growth(leak.growth)
+    for opening in leak.opened:
+        shown = ", ".join(opening.paths[:SHOWN_PATHS])
+        lines.append(
+            f"  {opening.count} opened by {opening.call} "
+            f"{f'from {opening.site} ' if opening.site else ''}in one more run: {shown}"
+        )
+        lines += ["    " + line for line in opening.traceback]
+    if leak.opened:
+        return lines
     return (
         lines
-        + _growth(leak.growth)
         + [f"  open: {path}" for path in leak.paths[:SHOWN_PATHS]]
         + ([f"  … {len(leak.paths) - SHOWN_PATHS} more"] if len(leak.paths) > SHOWN_PATHS else [])
     )
+
+
+def _native(leak: NativeLeak) -> list[str]:
+    grown = " ".join(f"{n:+d}" for n in leak.per_run)
+    lines = [f"LEAK: native memory, {grown} B per run, allocated in C outside Python's allocators"]
+    lines += _growth(leak.growth)
+    if leak.unexplained:
+        lines.append(f"  where: unknown; {leak.unexplained}")
+    for stack in leak.stacks:
+        per_run = f"{stack.allocations_per_run:g}"
+        lines.append(
+            f"  {_count(stack.bytes_per_run, 'byte')} in {per_run} "
+            f"allocation{'s' * (per_run != '1')} per run, called from "
+            f"{stack.site or 'the checker: the checked function is C code'}"
+        )
+        lines += ["    " + line for line in stack.traceback]
+        lines += [f"      {'in' if i else 'C:'} {frame}" for i, frame in enumerate(stack.native)]
+    return lines
 
 
 def _growth(words: str | None) -> list[str]:
@@ -256,7 +296,7 @@ def _count(n: int, noun: str) -> str:
 def monitor_summary(report: MonitorReport) -> str:
     """What a monitor found, in one line: the leaks by who holds them."""
     leaks = report.leaks
-    if not leaks and not report.descriptor_leak:
+    if not leaks and not report.descriptor_leak and not report.native_leak:
         return f"no leak in {_done(report)}"
     by_holder: dict[str, list[str]] = {}
     for group in leaks:
@@ -265,11 +305,17 @@ def monitor_summary(report: MonitorReport) -> str:
     parts = [f"{', '.join(sites)} {holder}" for holder, sites in by_holder.items()]
     if report.descriptor_leak:
         parts.insert(0, "file descriptors")
+    if report.native_leak:
+        parts.insert(0, "native memory")
     shown = "; ".join(parts[:SHOWN_TYPES])
     if len(parts) > SHOWN_TYPES:
         shown += f"; and {_count(len(parts) - SHOWN_TYPES, 'more holder')}"
-    count = len(leaks) + bool(report.descriptor_leak)
+    count = _monitor_leaks(report)
     return f"{_count(count, 'leak')} in {_done(report)}: {shown}"
+
+
+def _monitor_leaks(report: MonitorReport) -> int:
+    return len(report.leaks) + bool(report.descriptor_leak) + bool(report.native_leak)
 
 
 def _holder(group: MonitorGroup) -> str:
@@ -280,7 +326,7 @@ def _holder(group: MonitorGroup) -> str:
 
 def render_monitor(report: MonitorReport) -> str:
     lines = [
-        f"check_leaks monitor: {_count(len(report.leaks) + bool(report.descriptor_leak), 'leak')}"
+        f"check_leaks monitor: {_count(_monitor_leaks(report), 'leak')}"
         f" in {report.target} "
         f"(pid {report.pid}): {_done(report)}"
     ]
@@ -292,6 +338,8 @@ def render_monitor(report: MonitorReport) -> str:
         lines.append("secret-looking values in reprs are [redacted] (--no-redact keeps them)")
     if report.descriptor_leak:
         lines += ["", f"LEAK: file descriptors: {report.descriptor_leak}"]
+    if report.native_leak:
+        lines += ["", f"LEAK: native memory: {report.native_leak}"]
     for _, section in monitor_sections(report):
         lines += ["", *section]
     totals = report.totals
@@ -301,7 +349,9 @@ def render_monitor(report: MonitorReport) -> str:
         f"({totals.objects[-1] - totals.objects[0]:+,} since the start), of them "
         f"{totals.new_objects[-1]:,} new ({_bytes(totals.new_bytes[-1])}); "
         f"{totals.descriptors[-1]} descriptors open; resident {_bytes(totals.resident_bytes[-1])} "
-        f"({_bytes(totals.resident_bytes[-1] - totals.resident_bytes[0], sign=True)})",
+        f"({_bytes(totals.resident_bytes[-1] - totals.resident_bytes[0], sign=True)}); "
+        f"native {_bytes(totals.native_bytes[-1])} "
+        f"({_bytes(totals.native_bytes[-1] - totals.native_bytes[0], sign=True)})",
     ]
     if report.monitor_seconds:
         share = report.monitor_seconds / report.seconds if report.seconds else 0.0
