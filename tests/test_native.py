@@ -6,6 +6,7 @@ allocated; each has a clean twin."""
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -45,9 +46,10 @@ def test_a_malloc_per_call_is_a_leak_that_tracemalloc_cannot_see(leakext):
     assert report, str(report)
     leak = report.native_leak
     assert leak is not None
-    # glibc's chunk of 1,500 bytes, in every run, to the byte.
-    assert leak.per_run == [1520] * 3
-    assert "grew through 500 runs (+1520 bytes a run)" in leak.growth, leak.growth
+    # glibc's chunk of 1,500 bytes in every run: 1,520 bytes, or 16 more
+    # when the chunk it split had too little left to split off.
+    assert all(1520 <= grown <= 1536 for grown in leak.per_run), leak.per_run
+    assert re.match(r"grew through 500 runs \(\+15[23]\d bytes a run\)", leak.growth), leak.growth
     (stack,) = leak.stacks
     assert stack.site == line_of(handle, "leak_malloc()")
     assert stack.bytes_per_run == 1500 and stack.allocations_per_run == 1
@@ -85,7 +87,8 @@ def test_a_c_cache_that_mallocs_once_is_clean(leakext):
     # No warm-up: the first measured run fills the cache, the others do not.
     report = check_leaks.check(leakext.fill_native_cache, warmup=0)
     assert not report, str(report)
-    assert report.native_deltas[0] == 4112 and report.native_deltas[1:] == [0], report.native_deltas
+    first, *rest = report.native_deltas
+    assert 4112 <= first <= 4128 and rest == [0], report.native_deltas
     assert report.native_leak is None
 
 

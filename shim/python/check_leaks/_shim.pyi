@@ -8,6 +8,7 @@ from typing import Final, Literal, Self, final
 
 __all__ = [
     "KINDS",
+    "NATIVE_SLACK",
     "Checkpoints",
     "FreeList",
     "Heap",
@@ -16,7 +17,9 @@ __all__ = [
     "Snapshots",
     "Stopwatch",
     "Tally",
+    "first_free_descriptor",
     "freelists",
+    "native_bytes",
     "null_slot",
     "precise_tracebacks",
     "set_freelist",

@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .report import NativeStack, Opening, _below_harness, _format
+from .report import SHOWN_FRAMES, NativeStack, Opening, _below_harness, _format
 from .saferepr import safe_repr
 
 # Stacks shown per native leak, most bytes first.
@@ -105,7 +105,7 @@ def _stacks(records: Iterable[Any], runs: int) -> list[NativeStack]:
             allocations_per_run=count / runs,
             bytes_per_run=size // runs,
             site="{}:{}".format(*frames[-1]) if frames else None,
-            traceback=_format(list(frames[-SHOWN_NATIVE_FRAMES:])),
+            traceback=_format(list(frames[-SHOWN_FRAMES:])),
             native=list(native),
         )
         for (frames, native), (count, size) in grouped.items()
@@ -165,7 +165,7 @@ def explain_descriptors(call: Callable[[], object], target: str) -> list[Opening
             paths=paths,
             call=call_name,
             site=site,
-            traceback=_format(frames[-SHOWN_NATIVE_FRAMES:]),
+            traceback=_format(frames[-SHOWN_FRAMES:]),
         )
         for (call_name, site), (paths, frames) in found.items()
     ]
