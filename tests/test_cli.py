@@ -206,3 +206,25 @@ def test_arguments_after_the_target_are_its_own(workdir, target):
     assert runs and int(runs[1]) + int(runs[2] or 0) == 2, done.stdout
     if target[0] != "-c":
         assert "argv ['-x', '--repeat', '9', 'file']" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        ("import sys\nsys.exit(3)\n", "called sys.exit(3) in run 1, after 0 complete runs"),
+        ("import os\nos._exit(0)\n", "called os._exit(0) in run 1, after 0 complete runs"),
+    ],
+)
+def test_a_target_that_exits_is_said_to_have_been_left_unchecked(workdir, code, said):
+    (workdir / "quits.py").write_text(code)
+    done = run_cli("quits.py", cwd=workdir)
+    assert done.stderr.strip() == f"error: quits.py {said}: nothing was checked", done.stderr
+    assert done.stdout == ""
+    # sys.exit() is a failing target; os._exit() ends the process as asked.
+    assert done.returncode == (2 if "sys.exit" in code else 0)
+
+
+def test_a_target_that_exits_with_zero_is_checked(workdir):
+    (workdir / "done.py").write_text("import sys\nsys.exit(0)\n")
+    done = run_cli("done.py", cwd=workdir)
+    assert done.returncode == 0 and done.stdout.startswith("check_leaks: 0 leaks"), done.stderr

@@ -4,13 +4,16 @@ function for leaks, from a shell or CI."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib
+import os
 import pathlib
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn
 
 from . import monitor_cli
 from .census import census
@@ -127,14 +130,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = _runner(options)
     except (ImportError, AttributeError, OSError, ValueError, SyntaxError) as error:
         cli.error(str(error))  # exits with status 2
+    runs = [0]
+
+    # Named as the target is: the report names it by this function.
+    @functools.wraps(run)
+    def counted() -> None:
+        run()
+        runs[0] += 1
+
     try:
-        report = check(
-            run,
-            warmup=options.warmup,
-            repeat=options.repeat,
-            max_runs=options.max_runs,
-            time_allowance=options.time_allowance,
+        with _exit_said(options, runs):
+            report = check(
+                counted,
+                warmup=options.warmup,
+                repeat=options.repeat,
+                max_runs=options.max_runs,
+                time_allowance=options.time_allowance,
+            )
+    except SystemExit as exit:
+        print(
+            f"error: {_describe(options)} called sys.exit({exit.code!r}) in run "
+            f"{runs[0] + 1}, after {_runs(runs[0])}: nothing was checked",
+            file=sys.stderr,
         )
+        return EXIT_ERROR
     except Exception:
         traceback.print_exc()
         print(f"error: {_describe(options)} raised an exception", file=sys.stderr)
@@ -235,6 +254,34 @@ def _as_main(argv: list[str], run: Callable[[], object], label: str) -> Callable
     # The report names the target by its function's module and qualname.
     run_as_main.__module__, run_as_main.__qualname__ = "", label
     return run_as_main
+
+
+@contextlib.contextmanager
+def _exit_said(options: argparse.Namespace, runs: list[int]) -> Iterator[None]:
+    """While the target runs, an `os._exit()` in this process says first,
+    in one line, that the check did not finish; the process then exits as
+    the target asked. A forked child's exit says nothing."""
+    real_exit, pid = os._exit, os.getpid()
+
+    def exit_said(status: int) -> NoReturn:
+        if os.getpid() == pid:
+            print(
+                f"error: {_describe(options)} called os._exit({status}) in run {runs[0] + 1}, "
+                f"after {_runs(runs[0])}: nothing was checked",
+                file=sys.stderr,
+                flush=True,
+            )
+        real_exit(status)
+
+    os._exit = exit_said
+    try:
+        yield
+    finally:
+        os._exit = real_exit
+
+
+def _runs(count: int) -> str:
+    return f"{count} complete run" + ("" if count == 1 else "s")
 
 
 def _describe(options: argparse.Namespace) -> str:
