@@ -73,7 +73,13 @@ pub struct BuildPython {
 
 #[derive(Args)]
 pub struct Python {
-    /// Arguments passed to python3.
+    /// Which flavour's interpreter to run.
+    #[arg(long, value_enum, default_value_t)]
+    pub flavor: Flavor,
+    /// Which CPython release.
+    #[arg(long, value_name = "VERSION", value_parser = parse_release, default_value = pin::DEFAULT)]
+    pub python: &'static Release,
+    /// Arguments passed to python3; the options above go before them.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<OsString>,
 }
@@ -131,5 +137,36 @@ fn parse_test_module(name: &str) -> Result<String, String> {
     match name.starts_with("test_") {
         true => Ok(name.to_owned()),
         false => Err("not a CPython test module (they are named test_*)".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn python(args: &[&str]) -> Python {
+        let argv = ["cargo xtask", "python"].iter().chain(args);
+        match Xtask::try_parse_from(argv).expect("parses").task {
+            Task::Python(flags) => flags,
+            _ => unreachable!("parsed as another task"),
+        }
+    }
+
+    #[test]
+    fn python_takes_a_flavour_and_release_before_its_own_arguments() {
+        let flags = python(&[
+            "--flavor", "release", "--python", "3.13.5", "-c", "pass", "--flavor",
+        ]);
+        assert_eq!(flags.flavor, Flavor::Release);
+        assert_eq!(flags.python.version, "3.13.5");
+        assert_eq!(flags.args, ["-c", "pass", "--flavor"]);
+        let flags = python(&["-m", "check_leaks", "--python", "x"]);
+        assert_eq!(
+            (flags.flavor, flags.python.version),
+            (Flavor::Debug, pin::DEFAULT)
+        );
+        assert_eq!(flags.args, ["-m", "check_leaks", "--python", "x"]);
     }
 }

@@ -1,4 +1,5 @@
-//! `cargo xtask python ARGS...`: run the up-to-date toolkit interpreter.
+//! `cargo xtask python [--flavor F] [--python V] ARGS...`: run the
+//! up-to-date toolkit interpreter of that flavour and release.
 
 use std::{
     os::unix::process::ExitStatusExt,
@@ -8,10 +9,10 @@ use std::{
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, flavor::Flavor, paths};
+use crate::{build_python, flags, paths};
 
 pub fn run(flags: &flags::Python) -> Result<ExitCode> {
-    let install = build_python::ensure_variant(Flavor::Debug.patched(Default::default()))?;
+    let install = build_python::ensure_variant(flags.flavor.patched(flags.python))?;
     let sh = Shell::new()?;
     let (python, args) = (paths::python3(&install), &flags.args);
     let status = Command::from(cmd!(sh, "{python} {args...}"))
