@@ -59,7 +59,9 @@ def explain_memory(call: Callable[[], object], runs: int) -> tuple[list[NativeSt
     whose allocations outlived them, at least one a run, and why none is
     shown when none is."""
     try:
-        import memray
+        # Optional, and installed for the tests on the leak-checking
+        # flavours only: elsewhere mypy finds no module.
+        import memray  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return [], "install memray (pip install memray) to see where in C it was allocated"
     with tempfile.TemporaryDirectory(prefix="check-leaks-") as directory:
