@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, flavor::Flavor, paths, phase, pip};
+use crate::{build_python, flags, flavor::Flavor, paths, phase, pip, tool_venv};
 
 const HOT_PATHS: &str = "tests/bench/freelist_hot_paths.py";
 const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
@@ -67,10 +67,21 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
     )?);
     let sh = Shell::new()?;
     let root = paths::project_root();
-    // The suite benchmark runs pytest.
-    phase::loud("bench requirements", || {
-        pip::install_requirements(&sh, &debug_install, &[root.join(pip::TEST_REQUIREMENTS)])
+    // The suite, server and native benchmarks run pytest, uvicorn and
+    // memray, from the test venv (`tool_venv`); the others, the
+    // interpreters themselves.
+    let tools = phase::loud("bench venv", || {
+        tool_venv::ensure(
+            Flavor::Debug.patched(Default::default()),
+            "test",
+            &[
+                root.join(pip::TEST_REQUIREMENTS),
+                root.join(pip::STUBTEST_REQUIREMENTS),
+                root.join(pip::WHEEL_REQUIREMENTS),
+            ],
+        )
     })?;
+    let tools = paths::python3(&tools);
     let (hot_paths, big_heap) = (root.join(HOT_PATHS), root.join(BIG_HEAP));
     let pytest_suite = root.join(PYTEST_SUITE);
     let native_leak = root.join(NATIVE_LEAK);
@@ -102,7 +113,7 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
             for (name, value) in parse(&output)? {
                 keep_best(&mut heap, name, value);
             }
-            let output = cmd!(sh, "{debug} {native_leak}")
+            let output = cmd!(sh, "{tools} {native_leak}")
                 .read()
                 .context("running the native leak check")?;
             for (name, value) in parse(&output)? {
@@ -110,7 +121,7 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
             }
             for (size, best) in SUITE_HEAPS.iter().zip(&mut suites) {
                 let size = size.to_string();
-                let output = cmd!(sh, "{debug} {pytest_suite} {size}")
+                let output = cmd!(sh, "{tools} {pytest_suite} {size}")
                     .read()
                     .with_context(|| format!("running the pytest suite on a heap of {size}"))?;
                 for (name, value) in parse(&output)? {
@@ -122,7 +133,7 @@ pub fn run(flags: &flags::Bench) -> Result<()> {
     }
     let monitor_server = root.join(MONITOR_SERVER);
     let monitor: BTreeMap<String, f64> = phase::loud("monitor", || {
-        let output = cmd!(sh, "{debug} {monitor_server}")
+        let output = cmd!(sh, "{tools} {monitor_server}")
             .read()
             .context("running the monitored server")?;
         Ok(parse(&output)?.into_iter().collect())

@@ -9,18 +9,18 @@
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flavor::Flavor, paths, phase, pip};
+use crate::{build_python, flavor::Flavor, paths, phase, pip, tool_venv};
 
 /// Python files ruff checks, relative to the project root.
 const RUFF_PATHS: [&str; 2] = ["shim/python", "tests"];
 
 pub fn run() -> Result<()> {
     let install = build_python::ensure_variant(Flavor::Debug.patched(Default::default()))?;
-    let python = paths::python3(&install);
+    let base = paths::python3(&install);
     let root = paths::project_root();
     let sh = Shell::new()?;
     let _cwd = sh.push_dir(&root);
-    let _python = sh.push_env("PYO3_PYTHON", &python);
+    let _python = sh.push_env("PYO3_PYTHON", &base);
 
     phase::loud("rustfmt", || {
         Ok(cmd!(sh, "cargo fmt --all -- --check").run()?)
@@ -28,16 +28,20 @@ pub fn run() -> Result<()> {
     phase::loud("clippy", || {
         Ok(cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?)
     })?;
-    phase::loud("lint requirements", || {
-        pip::install_requirements(
-            &sh,
-            &install,
+    // mypy and ruff run from a venv of their own (`tool_venv`).
+    let tools = phase::loud("lint venv", || {
+        tool_venv::ensure(
+            Flavor::Debug.patched(Default::default()),
+            "lint",
+            // mypy reads pytest's types for the plugin.
             &[
+                root.join(pip::TEST_REQUIREMENTS),
                 root.join(pip::STUBTEST_REQUIREMENTS),
                 root.join(pip::LINT_REQUIREMENTS),
             ],
         )
     })?;
+    let python = paths::python3(&tools);
     phase::loud("mypy --strict", || {
         Ok(cmd!(sh, "{python} -m mypy --strict shim/python/check_leaks").run()?)
     })?;

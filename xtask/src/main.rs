@@ -22,6 +22,7 @@ mod shim;
 mod source;
 mod test;
 mod tidy;
+mod tool_venv;
 mod venv;
 
 use std::process::ExitCode;

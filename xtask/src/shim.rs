@@ -65,7 +65,10 @@ pub fn pyo3_version_check(sh: &Shell, flavor: Flavor) -> Option<xshell::PushEnv<
 pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) -> Result<()> {
     let root = paths::project_root();
     let python = paths::python3(install);
-    let maturin = install.join("bin/maturin");
+    // Beside the interpreter, not in its site-packages: the interpreter
+    // users run holds pip and check-leaks only.
+    let tools = install.join("share/check-leaks/build-tools");
+    let maturin = tools.join("bin/maturin");
     let version = cmd!(sh, "{maturin} --version")
         .quiet()
         .ignore_stderr()
@@ -73,7 +76,9 @@ pub fn build(sh: &Shell, flavor: Flavor, install: &Path, interpreter_key: &str) 
         .unwrap_or_default();
     let pinned = pip::pinned_version(pip::BUILD_REQUIREMENTS, "maturin")?;
     if version.trim() != format!("maturin {pinned}") {
-        pip::install(sh, &python, ["-r"])
+        pip::install(sh, &python, ["--upgrade", "--target"])
+            .arg(&tools)
+            .arg("-r")
             .arg(root.join(pip::BUILD_REQUIREMENTS))
             .run()
             .context("installing maturin")?;

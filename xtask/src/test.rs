@@ -1,11 +1,12 @@
-//! `cargo xtask test`: Rust unit tests, the Python suite, and stubtest.
+//! `cargo xtask test`: Rust unit tests, the Python suite, and stubtest;
+//! pytest and the rest run from a venv of their own (`tool_venv`).
 
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{build_python, flags, flavor::Flavor, paths, phase, pip, shim};
+use crate::{build_python, flags, flavor::Flavor, paths, phase, pip, shim, tool_venv};
 
 pub fn run(flags: &flags::Test) -> Result<()> {
     let patched = build_python::ensure_variant(flags.flavor.patched(flags.python))?;
@@ -34,9 +35,11 @@ pub fn run(flags: &flags::Test) -> Result<()> {
     if matches!(flags.flavor, Flavor::Debug | Flavor::Trace) {
         requirements.push(root.join(pip::WHEEL_REQUIREMENTS));
     }
-    phase::loud("test requirements", || {
-        pip::install_requirements(&sh, &patched, &requirements)
+    // In a venv of their own, not in the interpreter users run.
+    let tools = phase::loud("test venv", || {
+        tool_venv::ensure(flags.flavor.patched(flags.python), "test", &requirements)
     })?;
+    let python = paths::python3(&tools);
     phase::loud("pytest", || {
         let args = &flags.pytest_args;
         let pytest = cmd!(sh, "{python} -m pytest tests {args...}")

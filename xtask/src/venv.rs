@@ -43,7 +43,9 @@ pub fn run(flags: &flags::Venv) -> Result<()> {
     Ok(())
 }
 
-fn create(sh: &Shell, install: &Path, dir: &Path) -> Result<()> {
+/// A venv of the interpreter at `install` at `dir`, with check_leaks
+/// installed from the wheel the build keeps.
+pub fn create(sh: &Shell, install: &Path, dir: &Path) -> Result<()> {
     let base = paths::python3(install);
     cmd!(sh, "{base} -m venv {dir}")
         .run()
