@@ -14,6 +14,7 @@ import tracemalloc
 
 import check_leaks
 import pytest
+from check_leaks import checker
 from flavors import needs_trace_refs
 
 pytestmark = needs_trace_refs
@@ -139,7 +140,8 @@ def test_watch_sees_native_memory(leakext):
     with check_leaks.watch("block") as watched:
         leakext.leak_malloc()
     assert watched.report.native_leak is not None, str(watched.report)
-    assert watched.report.native_deltas[0] >= 1520
+    # tracemalloc's start and stop move the count a little either way.
+    assert watched.report.native_deltas[0] > 1520 - checker.WATCH_NATIVE_SLACK
 
 
 def test_the_json_report_has_the_stacks(leakext):
@@ -221,3 +223,28 @@ def test_the_monitor_judges_native_memory(leakext, tmp_path, call, leaks):
     native = report["totals"]["native_bytes"]
     grown = native[-1] - native[0]
     assert grown >= 1000 * 1500 if leaks else grown < 64 * 1024, native
+
+
+def test_frames_without_symbols_read_as_one():
+    from check_leaks import native
+
+    python = [("work", "/app/work.py", 3)]
+    hybrid = [
+        ("xmlXPathNodeSetAddUnique", "<unknown>", 0),
+        ("<unknown>", "<unknown>", 0),
+        ("<unknown>", "<unknown>", 0),
+        ("<unknown>", "<unknown>", 0),
+        ("xmlXPathErr", "<unknown>", 0),
+        ("cfunction_vectorcall_O", "Objects/methodobject.c", 520),
+        *python,
+    ]
+    assert native._native_part(hybrid, python) == [
+        "xmlXPathNodeSetAddUnique",
+        "<unknown> × 3",
+        "xmlXPathErr",
+    ]
+    # Python's own block, through its raw allocator: not native.
+    assert (
+        native._native_part([("_PyMem_RawMalloc", "Objects/obmalloc.c", 62), *python], python)
+        is None
+    )

@@ -135,7 +135,23 @@ def _native_part(
         if function.startswith(_CALL_MACHINERY):
             break
         frames.append(f"{function} at {filename}:{line}" if line else function)
-    return frames[:SHOWN_NATIVE_FRAMES] or None
+    return _unknown_runs_joined(frames)[:SHOWN_NATIVE_FRAMES] or None
+
+
+def _unknown_runs_joined(frames: list[str]) -> list[str]:
+    """Consecutive frames without symbols (a stripped library's) as one."""
+    joined: list[str] = []
+    for frame in frames:
+        if frame == _UNKNOWN and joined and joined[-1].startswith(_UNKNOWN):
+            count = int(joined[-1].partition(" × ")[2] or 1) + 1
+            joined[-1] = f"{_UNKNOWN} × {count}"
+        else:
+            joined.append(frame)
+    return joined
+
+
+# How memray names a frame it has no symbol for.
+_UNKNOWN = "<unknown>"
 
 
 def explain_descriptors(call: Callable[[], object], target: str) -> list[Opening]:
