@@ -154,7 +154,7 @@ class NativeStack:
     bytes_per_run: int
     site: str | None  # "file:line" of the checked code that called into C
     traceback: list[str]  # the Python frames, from the checked code down
-    native: list[str]  # the C frames, from the call out of Python down to the allocator
+    native: list[str]  # the C frames: the one that allocated first, up to the call out of Python
 
 
 @dataclasses.dataclass(frozen=True)
