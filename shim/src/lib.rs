@@ -24,7 +24,6 @@ static ALLOCATOR: native::Counting = native::Counting;
 /// analyse the live heap.
 #[pymodule]
 fn _shim(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    native::install();
     m.add("NATIVE_SLACK", native::SLACK)?;
     m.add_function(wrap_pyfunction!(native::py_native_bytes, m)?)?;
     m.add("KINDS", freelist::kind_names(m.py())?)?;

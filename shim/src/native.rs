@@ -155,11 +155,14 @@ extern "C" fn raw_free(_ctx: *mut c_void, ptr: *mut c_void) {
     (inner.allocator.free.expect("a raw allocator has free"))(inner.allocator.ctx, ptr);
 }
 
-/// Wrap the raw domain's allocator, once per process. Called as the shim
-/// is imported, holding the GIL. The wrapper keeps the inner context, so a
+/// Wrap the raw domain's allocator, once per process: at the first
+/// reading, holding the GIL, so that importing the shim alone changes no
+/// allocator (CPython's own tests of the debug hooks' messages run with it
+/// imported). Blocks allocated before and freed after change no difference
+/// between two readings. The wrapper keeps the inner context, so a
 /// thread that reads the allocator half-replaced still calls a consistent
 /// pair.
-pub fn install() {
+fn install() {
     if INNER.get().is_some() {
         return;
     }
@@ -196,9 +199,11 @@ pub fn install() {
 }
 
 /// Bytes malloc's heap holds for native code: in use, less Python's raw
-/// blocks and the shim's own; None before the wrapper is installed. Only differences between readings mean
+/// blocks and the shim's own (the first call installs the wrapper that
+/// counts Python's). Only differences between readings mean
 /// anything.
 pub fn native_bytes() -> Option<isize> {
+    install();
     INNER.get()?;
     fill_thread_cache();
     // SAFETY: mallinfo2 takes each arena's lock and walks its free lists.
