@@ -2,6 +2,7 @@
 plugin loaded from its entry point, as a user's pytest would."""
 
 import json
+import re
 
 import pytest
 from flavors import needs_trace_refs
@@ -203,18 +204,32 @@ def test_a_test_that_skips_on_a_repetition_is_listed_as_not_checked(pytester):
     )
 
 
-def test_report_directory_holds_each_leaky_test_s_report(pytester, test_module):
+def test_report_directory_holds_each_leaky_test_s_report_and_an_index(pytester, test_module):
     out = pytester.path / "reports"
     result = pytester.runpytest_subprocess("--check-leaks", f"--check-leaks-report={out}")
     result.assert_outcomes(passed=1, failed=1)
     assert sorted(p.name for p in out.iterdir()) == [
+        "index.html",
         "test_module.py_test_leaks.html",
         "test_module.py_test_leaks.json",
     ]
     report = json.loads((out / "test_module.py_test_leaks.json").read_text())
     assert report["target"] == "test_module.test_leaks" and report["groups"][0]["leak"]
     assert "CACHE" in (out / "test_module.py_test_leaks.html").read_text()
-    result.stdout.fnmatch_lines([f"    {out}/test_module.py_test_leaks.json"])
+    # The index links the leaky test's page, and lists no clean test.
+    index = (out / "index.html").read_text()
+    assert re.findall(r'<a href="([^"]+)">([^<]+)</a>', index) == [
+        ("test_module.py_test_leaks.html", "test_module.py::test_leaks")
+    ]
+    assert "test_clean" not in index and "3 dict objects in 3 runs" in index
+    assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {"0o600"}
+    result.stdout.fnmatch_lines(
+        [
+            f"    {out}/test_module.py_test_leaks.json",
+            f"    {out}/index.html",
+            "check_leaks: 2 checked*",
+        ]
+    )
 
 
 def test_works_under_xdist(pytester, test_module):

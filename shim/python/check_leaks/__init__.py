@@ -47,8 +47,10 @@ from .report import (
     LeakError,
     LeakGroup,
     LeakReport,
+    NativeLeak,
     Node,
     ReferenceLeak,
+    Series,
 )
 from .timeline import MonitorGroup, MonitorReport
 
@@ -68,9 +70,11 @@ __all__ = [
     "Monitor",
     "MonitorGroup",
     "MonitorReport",
+    "NativeLeak",
     "Node",
     "PreciseTracebacks",
     "ReferenceLeak",
+    "Series",
     "WSGIMonitor",
     "census",
     "check",

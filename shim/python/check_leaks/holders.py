@@ -88,13 +88,14 @@ def roots(heap: _shim.Heap) -> Roots:
     return found
 
 
-def describe_chain(chain: list[Any], roots: Roots) -> list[str]:
+def describe_chain(chain: list[Any], roots: Roots) -> list[tuple[int, str]]:
     """One line per reference along `chain` ([root, ..., target]), each saying
-    where the next object sits; first, where the interpreter keeps the root
-    if it holds it from C."""
+    where the next object sits, with the index in `chain` of the object it
+    leads to; first, where the interpreter keeps the root if it holds it
+    from C, leading to the root itself (index 0)."""
     lines = []
     if id(chain[0]) in roots.named:
-        lines.append(roots[id(chain[0])])
+        lines.append((0, roots[id(chain[0])]))
     i = 0
     while i < len(chain) - 1:
         holder, held = chain[i], chain[i + 1]
@@ -103,18 +104,19 @@ def describe_chain(chain: list[Any], roots: Roots) -> list[str]:
         if isinstance(holder, types.FunctionType):
             named = _closure_variable(holder, chain[i + 1 : i + 4])
             if named:
-                lines.append(named)
+                lines.append((i + 3, named))
                 i += 3
                 continue
         namespace = _instance_dict(holder)
         if i + 2 < len(chain) and isinstance(namespace, dict) and held is namespace:
-            lines.append(_key_edge(namespace, chain[i + 2], f"attribute `{{}}` of {_a(holder)}"))
+            words = _key_edge(namespace, chain[i + 2], f"attribute `{{}}` of {_a(holder)}")
+            lines.append((i + 2, words))
             i += 2
             continue
         if i == 0 and id(holder) in roots and id(holder) not in roots.named:
-            lines.append(_root_edge(holder, held, roots[id(holder)]))
+            lines.append((i + 1, _root_edge(holder, held, roots[id(holder)])))
         else:
-            lines.append(describe_edge(holder, held))
+            lines.append((i + 1, describe_edge(holder, held)))
         i += 1
     return lines
 

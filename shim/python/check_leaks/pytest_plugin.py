@@ -16,8 +16,8 @@ import contextlib
 import functools
 import logging
 import os
+import pathlib
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +28,7 @@ import pytest
 # pytest-rerunfailures does.
 from _pytest.runner import runtestprotocol
 
+from . import reportdir
 from .checker import (
     MAX_RUNS,
     REPEAT,
@@ -39,6 +40,7 @@ from .checker import (
 )
 from .holders import named_roots
 from .report import LeakReport
+from .reporters import html
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -451,12 +453,7 @@ def _write_report(leaks: LeakReport, directory: str, nodeid: str) -> list[str]:
     stem = os.path.join(directory, re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("_"))
     paths = []
     for suffix, text in ((".json", leaks.to_json()), (".html", leaks.to_html())):
-        # Written whole or not at all: a reader never meets half a report.
-        with tempfile.NamedTemporaryFile(
-            "w", dir=directory, suffix=".tmp", delete=False, encoding="utf-8"
-        ) as out:
-            out.write(text)
-        os.replace(out.name, stem + suffix)
+        reportdir.replace_file(pathlib.Path(stem + suffix), text)
         paths.append(stem + suffix)
     return paths
 
@@ -494,8 +491,14 @@ class _Summary:
                 write(f"    {path}")
         for nodeid, why in unchecked:
             write(f"NOT CHECKED {nodeid}: passed, but {why}")
-        write(
+        done = (
             f"check_leaks: {checked} checked, {len(leaky)} leaking"
             + (f", {len(unchecked)} not checked" if unchecked else "")
             + (f", {exempt} exempt (no_leak_check)" if exempt else "")
         )
+        directory = terminalreporter.config.getoption("check_leaks_report")
+        if directory and leaky:
+            index = pathlib.Path(directory, "index.html")
+            reportdir.replace_file(index, html.render_index(leaky, index.parent, done))
+            write(f"    {index}")
+        write(done)

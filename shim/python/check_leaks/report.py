@@ -56,6 +56,15 @@ class Node:
 
 
 @dataclasses.dataclass(frozen=True)
+class Series:
+    """A candidate's count after each batch of runs of its confirmation:
+    `counts[i]` after `runs[i]` runs. What a report plots as its growth."""
+
+    runs: list[int]
+    counts: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
 class LeakGroup:
     """Objects of one type allocated at one line that survived the runs."""
 
@@ -63,13 +72,16 @@ class LeakGroup:
     count: int
     size: int
     per_run: list[int]
+    bytes_per_run: list[int]
     leak: bool  # grew in every run and went on growing; otherwise not a leak
     site: str | None  # "file:line" of the allocation, None if untraced
     traceback: list[str]
     example: str
     root: str | None  # what the chain starts from; None: nothing visible, held from C
     chain: list[Node]  # from the root (or the topmost holder) down to the example
-    held_by: list[str]  # for each link of `chain`, where the next object sits
+    # Each link of `chain` in words, after a line on where the interpreter
+    # keeps the root, if it holds it from C.
+    held_by: list[str]
     unaccounted_references: int  # references no traversal explains: a C refcount leak
     has_traverse: bool  # its type takes part in the gc, with a tp_traverse
     # What the runs past the measured ones showed: for a leak, how many
@@ -77,6 +89,8 @@ class LeakGroup:
     # leak, why (a bounded cache it fills, or growth that stopped). None
     # for a one-time group.
     growth: str | None = None
+    # The live instances of its type, counted through the confirmation.
+    series: Series | None = None
 
     @property
     def held_from_c(self) -> bool:
@@ -98,6 +112,7 @@ class ReferenceLeak:
     held_by: list[str]
     unaccounted_references: int  # now, in all: references no traversal explains
     growth: str | None = None  # how many runs support it
+    series: Series | None = None  # its reference count through the confirmation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +137,7 @@ class BlockLeak:
     site: str | None
     traceback: list[str]
     growth: str | None = None  # how many runs support it
+    series: Series | None = None  # its live blocks through the confirmation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +147,7 @@ class DescriptorLeak:
     per_run: list[int]
     paths: list[str]  # what the ones still open point at
     growth: str | None = None  # how many runs support it
+    series: Series | None = None  # open descriptors through the confirmation
     # Where one more run opened those it left open (see `native`).
     opened: list[Opening] = dataclasses.field(default_factory=list)
 
@@ -165,6 +182,7 @@ class NativeLeak:
 
     per_run: list[int]  # bytes
     growth: str | None = None  # how many runs support it
+    series: Series | None = None  # native bytes through the confirmation
     # Where the allocations were made, from memray's native traces.
     stacks: list[NativeStack] = dataclasses.field(default_factory=list)
     # Why no stack is shown, when none is.
@@ -582,14 +600,17 @@ def _holders(
     heap: _shim.Heap, roots: holders.Roots, ids: list[int]
 ) -> tuple[str | None, list[Node], list[str], list[object]]:
     """Who holds the one of `ids` closest to a root: the root's description
-    (None if no root reaches them), the chain, each link in words, and the
-    chain's objects."""
+    (None if no root reaches them), the chain, each link in words, and every
+    object on the way. The chain leaves out the plumbing that one link's
+    words pass through: a closure's cell, an instance's __dict__."""
     chain = heap.shortest_path(ids, roots.keys())
     root = roots[id(chain[0])] if chain else None
     if chain is None:
         chain = heap.unreachable_path(ids)
-    nodes = [Node(id(obj), type_name(obj), safe_repr(obj, 40)) for obj in chain]
-    return root, nodes, holders.describe_chain(chain, roots), chain
+    links = holders.describe_chain(chain, roots)
+    shown = [chain[0], *(chain[i] for i, _ in links if i)]
+    nodes = [Node(id(obj), type_name(obj), safe_repr(obj, 40)) for obj in shown]
+    return root, nodes, [words for _, words in links], chain
 
 
 def _group(
@@ -597,10 +618,10 @@ def _group(
 ) -> LeakGroup:
     heap = evidence.heap
     per_run = [0] * len(evidence.survivors)
-    size = 0
+    bytes_per_run = [0] * len(evidence.survivors)
     for run, i in found:
         per_run[run] += 1
-        size += _sizeof(heap.object(i))
+        bytes_per_run[run] += _sizeof(heap.object(i))
     ids = [i for _, i in found]
     root, chain, held_by, objects = _holders(heap, roots, ids)
     # Growth in every run is a leak only if it goes on; in a cache with a
@@ -613,8 +634,9 @@ def _group(
     return LeakGroup(
         type=type_name(example),
         count=len(found),
-        size=size,
+        size=sum(bytes_per_run),
         per_run=per_run,
+        bytes_per_run=bytes_per_run,
         leak=all(per_run) and cache is None,
         site="{}:{}".format(*frames[-1]) if frames else None,
         traceback=_format(frames[-SHOWN_FRAMES:]),

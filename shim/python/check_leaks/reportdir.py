@@ -80,11 +80,11 @@ def write(directory: pathlib.Path, report: MonitorReport) -> pathlib.Path:
         ("report.json", json_text),
         ("report.html", report.to_html()),
     ):
-        _replace(directory / name, text)
+        replace_file(directory / name, text)
     history = directory / "history"
     history.mkdir(mode=0o700, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    _replace(history / f"{stamp}-{report.checkpoints:06d}.json", json_text)
+    replace_file(history / f"{stamp}-{report.checkpoints:06d}.json", json_text)
     for old in sorted(history.glob("*.json"))[:-HISTORY]:
         old.unlink(missing_ok=True)
     return directory / "report.txt"
@@ -98,7 +98,8 @@ def trigger_stamp(directory: pathlib.Path) -> int | None:
         return None
 
 
-def _replace(path: pathlib.Path, text: str) -> None:
+def replace_file(path: pathlib.Path, text: str) -> None:
+    """Write `text` to `path`, 0600, whole or not at all."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

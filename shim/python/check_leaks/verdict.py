@@ -13,7 +13,7 @@ import dataclasses
 
 from . import _shim
 from .growth import Growth
-from .report import Candidates, LeakReport
+from .report import Candidates, LeakReport, Series
 
 
 def all_stopped(probe: _shim.Probe, candidates: Candidates) -> bool:
@@ -34,11 +34,12 @@ def apply(
     for group in report.groups:
         if group.leak:
             growth = growths[("type", next(leaks))]
-            words = growth.words(f"{group.type} objects")
-            if growth.stopped:
-                group = dataclasses.replace(group, leak=False, growth=words)
-            else:
-                group = dataclasses.replace(group, growth=words)
+            group = dataclasses.replace(
+                group,
+                leak=not growth.stopped,
+                growth=growth.words(f"{group.type} objects"),
+                series=_series(growth),
+            )
         groups.append(group)
 
     def judge[T](items: list[T], kind: str, noun: str, what: str) -> list[T]:
@@ -48,7 +49,11 @@ def apply(
             if growth.stopped:
                 bounded.append(f"{what.format(item=item)}: {growth.words(noun)}")
             else:
-                kept.append(dataclasses.replace(item, growth=growth.words(noun)))  # type: ignore[type-var]
+                kept.append(
+                    dataclasses.replace(  # type: ignore[type-var]
+                        item, growth=growth.words(noun), series=_series(growth)
+                    )
+                )
         return kept
 
     reference_leaks = judge(
@@ -84,6 +89,10 @@ def apply(
         bounded=bounded,
         stopped=stopped,
     )
+
+
+def _series(growth: Growth) -> Series:
+    return Series(list(growth.runs), list(growth.counts))
 
 
 def _growths(probe: _shim.Probe, candidates: Candidates) -> dict[tuple[str, int], Growth]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .chain import links
+
 if TYPE_CHECKING:
     from ..report import LeakReport
 
@@ -24,7 +26,9 @@ def render(report: LeakReport) -> str:
             label = f"{_escape(node.type)}\\n{_escape(node.repr)}"
             nodes[node.id] = f'  o{node.id} [label="{label}", fillcolor="{colour}"];'
         for (holder, held), text in zip(
-            zip(group.chain, group.chain[1:], strict=False), group.held_by, strict=False
+            zip(group.chain, group.chain[1:], strict=False),
+            links(group.chain, group.held_by),
+            strict=True,
         ):
             edges.add(f'  o{holder.id} -> o{held.id} [label="{_escape(text)}"];')
     body = "\n".join([*nodes.values(), *sorted(edges)])

@@ -3,7 +3,7 @@ monitor's report.txt. The HTML pages are made of their sections."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from ..report import (
@@ -16,6 +16,19 @@ if TYPE_CHECKING:
         ReferenceLeak,
     )
     from ..timeline import MonitorGroup, MonitorReport
+
+
+type Item = LeakGroup | ReferenceLeak | BlockLeak | DescriptorLeak | NativeLeak
+
+
+class Section(NamedTuple):
+    """One part of a report: a leak, a group, or the list of what stopped
+    (with no `item`)."""
+
+    leak: bool
+    item: Item | None
+    lines: list[str]
+
 
 # Types named in a report's one-line summary, and among the unreleased type
 # references.
@@ -82,8 +95,8 @@ def render(report: LeakReport, *, one_time: bool = True) -> str:
         lines = [f"check_leaks: {_count(count, 'leak')} in {report.target} ({runs})"]
         if report.stopped:
             lines.append(report.stopped)
-    for _, section in sections(report, one_time=one_time):
-        lines += ["", *section]
+    for section in sections(report, one_time=one_time):
+        lines += ["", *section.lines]
     once = [group for group in report.groups if not group.leak and group.growth is None]
     if once and not one_time:
         lines += [
@@ -132,29 +145,29 @@ def render(report: LeakReport, *, one_time: bool = True) -> str:
     return "\n".join(lines)
 
 
-def sections(report: LeakReport, *, one_time: bool = True) -> list[tuple[bool, list[str]]]:
+def sections(report: LeakReport, *, one_time: bool = True) -> list[Section]:
     """Each leak's lines, then each group's, in the order shown; with
-    `one_time=False`, only the groups that leak. True marks a leak."""
+    `one_time=False`, only the groups that leak."""
+    bounded = ["not leaks, they grew and then stopped:", *(f"  {w}" for w in report.bounded)]
     return [
-        *((True, _reference(leak)) for leak in report.reference_leaks),
-        *((True, _block(leak)) for leak in report.block_leaks),
-        *([(True, _descriptor(report.descriptor_leak))] if report.descriptor_leak else []),
-        *([(True, _native(report.native_leak))] if report.native_leak else []),
+        *(Section(True, leak, _reference(leak)) for leak in report.reference_leaks),
+        *(Section(True, leak, _block(leak)) for leak in report.block_leaks),
         *(
-            (g.leak, _group(g, report.runs))
+            [Section(True, report.descriptor_leak, _descriptor(report.descriptor_leak))]
+            if report.descriptor_leak
+            else []
+        ),
+        *(
+            [Section(True, report.native_leak, _native(report.native_leak))]
+            if report.native_leak
+            else []
+        ),
+        *(
+            Section(g.leak, g, _group(g, report.runs))
             for g in report.groups
             if one_time or g.leak or g.growth is not None
         ),
-        *(
-            [
-                (
-                    False,
-                    ["not leaks, they grew and then stopped:", *(f"  {w}" for w in report.bounded)],
-                )
-            ]
-            if report.bounded
-            else []
-        ),
+        *([Section(False, None, bounded)] if report.bounded else []),
     ]
 
 
