@@ -40,9 +40,9 @@ def draw(root: str | None, chain: list[Node], held_by: list[str]) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chain" width="{WIDTH}" '
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="5" refY="9" '
-        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
-        '<path d="M0,0 L5,9 L10,0 z"/></marker></defs>',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" '
+        'markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto">'
+        '<path d="M0,0 L10,5 L0,10 z"/></marker></defs>',
         f'<text class="heading" x="2" y="14">{_text(heading, LINK_CHARS)}</text>',
     ]
     y = top
