@@ -260,6 +260,34 @@ def stale_keys_site():
     }
 
 
+def _counter():
+    count = 0
+
+    def counter():
+        return count
+
+    return counter
+
+
+def closure_cell_site():
+    """A closure cell, made by MAKE_CELL in its function's prologue.
+
+    Returns whether tracemalloc names the line that called the function, or
+    the function's own first line, as where the cell was made.
+    """
+    tracemalloc.start(FRAMES)
+    try:
+        counter, caller_line = _counter(), sys._getframe().f_lineno
+        frame = tracemalloc.get_object_traceback(counter.__closure__[0])[-1]
+    finally:
+        tracemalloc.stop()
+    return {
+        "names_caller": (frame.filename, frame.lineno) == (__file__, caller_line),
+        "names_function": (frame.filename, frame.lineno)
+        == (__file__, _counter.__code__.co_firstlineno),
+    }
+
+
 @_gc_paused()
 def id_reuse(kind):
     """Free an object, then make objects of the same size but another type

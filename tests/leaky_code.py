@@ -25,6 +25,15 @@ class Hooks:
     registered = {}
 
 
+def register_counter():  # leak: closure_cell
+    count = 0
+
+    def counter():
+        return count
+
+    Hooks.registered[len(Hooks.registered)] = counter
+
+
 def register_hook():
     state = [0] * 8  # leak: closure_state
 

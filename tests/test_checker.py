@@ -93,6 +93,16 @@ def test_closure_kept_in_a_class_attribute():
     assert group.held_by[2] == "closure variable `state` of function `register_hook.<locals>.hook`"
 
 
+def test_a_closure_cell_is_made_at_its_function_s_line():
+    report = check_leaks.check(leaky_code.register_counter, repeat=REPEAT)
+    leaky_code.Hooks.registered.clear()
+    # Made in the prologue, before the function's first line runs: precise
+    # mode names the function, not the line that called it (the harness).
+    group = only_group(report, "cell", "closure_cell")
+    assert_leak(group)
+    assert group.held_by[-1] == "item 0 of a tuple"
+
+
 def test_exception_traceback_kept_alive():
     report = check_leaks.check(leaky_code.remember_error, repeat=REPEAT)
     group = only_group(report, "bytearray", "traceback_payload")

@@ -1,4 +1,5 @@
-"""Freelist regression tests.
+"""Freelist regression tests, and where precise mode says a closure cell
+was made.
 
 Each test runs a scenario from freelist_scenarios twice in one process: with
 freelists on, which is how an unpatched interpreter behaves, and in precise
@@ -51,6 +52,12 @@ def test_dict_keys_table_is_traced_to_the_dict_that_uses_it():
     assert misleading["dead_line_bytes"] > 0, "a reused keys table keeps the site of its first use"
     assert truthful["dead_line_bytes"] == 0
     assert truthful["live_line_bytes"] > misleading["live_line_bytes"]
+
+
+def test_a_closure_cell_is_traced_to_its_function_not_its_caller():
+    misleading, truthful = both_ways(scenarios.closure_cell_site)
+    assert misleading["names_caller"], "the frame making the cell is skipped as incomplete"
+    assert truthful["names_function"]
 
 
 @needs_specialization

@@ -653,8 +653,7 @@ def _group(
 def _user_frames(traceback: RawTraceback | None) -> list[tuple[str, int]]:
     """The allocation traceback, oldest first, from the checked code down:
     the harness's frames, and whatever called them, are cut off. If nothing
-    is left, the innermost frame stays: a closure cell is made as the checked
-    function is entered, before its first line."""
+    is left (a checked C function made it), the innermost frame stays."""
     if not traceback:
         return []
     return list(reversed(_below_harness(traceback))) or [traceback[0]]
