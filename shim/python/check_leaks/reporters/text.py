@@ -3,7 +3,7 @@ monitor's report.txt. The HTML pages are made of their sections."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, Union
 
 if TYPE_CHECKING:
     from ..report import (
@@ -18,7 +18,12 @@ if TYPE_CHECKING:
     from ..timeline import MonitorGroup, MonitorReport
 
 
-type Item = LeakGroup | ReferenceLeak | BlockLeak | DescriptorLeak | NativeLeak
+# What a section shows. The classes are named in strings, since `report`
+# imports this module; and it is a Union at run time, as stubtest asks, not
+# a `type` alias.
+Item: TypeAlias = Union[  # noqa: UP007, UP040
+    "LeakGroup", "ReferenceLeak", "BlockLeak", "DescriptorLeak", "NativeLeak"
+]
 
 
 class Section(NamedTuple):
