@@ -127,6 +127,10 @@ pub struct Bench {
     /// Rounds; each runs every interpreter once, in turn.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
+    /// Measure the patch's cost on this flavour. The leak checker's own
+    /// benchmarks run on the debug flavour only.
+    #[arg(long, value_enum, default_value_t)]
+    pub flavor: Flavor,
 }
 
 fn parse_release(version: &str) -> Result<&'static Release, String> {
