@@ -3,13 +3,14 @@
 Run by `cargo xtask bench` on the vanilla and the patched interpreter, in turn,
 within one run. It prints one `workload seconds` line per workload, the best
 of several repeats. With `--precise` every freelist is switched off first;
-that flag needs the patched interpreter.
+that flag needs the patched interpreter. `--loops N` runs each workload N
+times a repeat: the optimised flavours need more to take long enough to time.
 """
 
+import argparse
 import asyncio
 import collections
 import contextvars
-import sys
 import time
 
 ITEMS = [1, 2, 3]
@@ -109,20 +110,24 @@ LOOPS = 200_000
 REPEATS = 5
 
 
-def best_time(workload):
-    workload(LOOPS // 10)  # warm-up: specialise the bytecode, fill the lists
+def best_time(workload, loops):
+    workload(loops // 10)  # warm-up: specialise the bytecode, fill the lists
     best = float("inf")
     for _ in range(REPEATS):
         start = time.perf_counter()
-        workload(LOOPS)
+        workload(loops)
         best = min(best, time.perf_counter() - start)
     return best
 
 
 if __name__ == "__main__":
-    if "--precise" in sys.argv[1:]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--precise", action="store_true")
+    parser.add_argument("--loops", type=int, default=LOOPS)
+    options = parser.parse_args()
+    if options.precise:
         import check_leaks
 
         check_leaks.precise_tracebacks(True)
     for workload in WORKLOADS:
-        print(workload.__name__, best_time(workload))
+        print(workload.__name__, best_time(workload, options.loops))

@@ -37,6 +37,9 @@ const BIG_HEAP: &str = "tests/bench/check_big_heap.py";
 const PYTEST_SUITE: &str = "tests/bench/pytest_suite.py";
 const MONITOR_SERVER: &str = "tests/bench/monitor_server.py";
 const NATIVE_LEAK: &str = "tests/bench/native_leak.py";
+/// Loops of each hot path on an optimised flavour, five times the debug
+/// build's, so that each takes tens of milliseconds to time.
+const OPTIMISED_LOOPS: &str = "1000000";
 /// Heap sizes the pytest suite runs on.
 const SUITE_HEAPS: [u32; 2] = [200_000, 1_000_000];
 
@@ -217,7 +220,11 @@ fn hot_paths_round(
         // Patch 0018 starts the patched trace flavour with the debug
         // allocator hooks; its vanilla twin gets them too, so the table
         // shows what the patches cost, not what the hooks do.
-        let mut run = cmd!(sh, "{python} {hot_paths} {precise...}");
+        let loops: &[&str] = match flavor {
+            Flavor::Debug => &[],
+            _ => &["--loops", OPTIMISED_LOOPS],
+        };
+        let mut run = cmd!(sh, "{python} {hot_paths} {precise...} {loops...}");
         if config.vanilla && flavor == Flavor::Trace {
             run = run.env("PYTHONMALLOC", "debug");
         }
