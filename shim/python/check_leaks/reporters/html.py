@@ -106,12 +106,13 @@ def _source(site: str) -> str:
     """The lines around `site`, read from its file, the site's marked."""
     filename, _, number = site.rpartition(":")
     line = int(number)
-    rows = [
-        (n, linecache.getline(filename, n).rstrip())
-        for n in range(max(1, line - CONTEXT), line + CONTEXT + 1)
-    ]
-    if not rows or not any(source for _, source in rows):
+    lines = linecache.getlines(filename)
+    if not 1 <= line <= len(lines):
         return ""
+    rows = [
+        (n, lines[n - 1].rstrip())
+        for n in range(max(1, line - CONTEXT), min(len(lines), line + CONTEXT) + 1)
+    ]
     shown = "\n".join(
         f'<span class="{"site" if n == line else "line"}">{n:>5}  {escape(source)}</span>'
         for n, source in rows
