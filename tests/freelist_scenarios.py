@@ -459,6 +459,7 @@ def observe_all():
         "float_operand_site": float_operand_site(),
         "result_tuple_site": {kind: result_tuple_site(kind) for kind in RESULT_ITERATORS},
         "deque_spare_blocks": deque_spare_blocks(),
+        "closure_cell_site": closure_cell_site(),
     }
 
 
