@@ -63,16 +63,17 @@ def _figures(item: text.Item, kind: str) -> str:
     """The chain of holders, what each measured run left, and the count
     through the confirmation, as far as the kind of leak has them."""
     figures = []
-    per_run = [("objects", item.per_run)]
-    through = "live blocks from its line"
+    # What each measured run added, and what the confirmation counted.
+    per_run: list[tuple[str, list[int]]]
     match item:
         case model.LeakGroup():
-            per_run.append(("bytes", item.bytes_per_run))
+            per_run = [("objects", item.per_run), ("bytes", item.bytes_per_run)]
             through = f"live {item.type} objects"
         case model.ReferenceLeak():
             per_run, through = [("references gained", item.per_run)], "references to it"
         case model.BlockLeak():
             per_run = [("blocks", item.per_run), ("bytes", item.bytes_per_run)]
+            through = "live blocks from its line"
         case model.DescriptorLeak():
             per_run, through = [("descriptors", item.per_run)], "open descriptors"
         case model.NativeLeak():
