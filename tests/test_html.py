@@ -137,3 +137,13 @@ def test_links_through_a_closure_s_cell_are_one_arrow():
     # drawn) -> list
     assert boxes == [("root", "dict"), ("held", "dict"), ("held", "function"), ("leaked", "list")]
     assert vias == group.held_by and vias[-1].startswith("closure variable `state` of function")
+
+
+def test_the_top_of_a_chain_held_from_c_is_not_drawn_as_a_root():
+    nodes = [Node(1, "list", "[...]"), Node(2, "dict", "{}")]
+    drawing = chain.draw(None, nodes, ["item 0 of a list"])
+    boxes, _ = chain_of(drawing)
+    assert boxes == [("held", "list"), ("leaked", "dict")]
+    assert "held from C: no root holds the topmost object" in drawing
+    boxes, _ = chain_of(chain.draw("module `m`", nodes, ["item 0 of a list"]))
+    assert boxes == [("root", "list"), ("leaked", "dict")]

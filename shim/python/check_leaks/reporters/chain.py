@@ -33,7 +33,7 @@ class Box(NamedTuple):
 def draw(root: str | None, chain: list[Node], held_by: list[str]) -> str:
     """The chain from its root (or its topmost holder, held from C) down to
     the leaked example, as an <svg>."""
-    boxes = _boxes(chain, held_by)
+    boxes = _boxes(chain, held_by, rooted=root is not None)
     top = 22
     height = top + len(boxes) * (BOX_HEIGHT + GAP) - GAP + 2
     heading = f"root: {root}" if root else "held from C: no root holds the topmost object"
@@ -80,11 +80,12 @@ def links(chain: list[Node], held_by: list[str]) -> list[str]:
     return held_by[len(held_by) - len(chain) + 1 :]
 
 
-def _boxes(chain: list[Node], held_by: list[str]) -> list[Box]:
+def _boxes(chain: list[Node], held_by: list[str], *, rooted: bool) -> list[Box]:
     vias: list[str | None] = [None, *links(chain, held_by)]
     boxes: list[Box] = []
     for i, node in enumerate(chain):
-        css = "leaked" if i == len(chain) - 1 else "root" if i == 0 else "held"
+        # The top of a chain held from C is no root: it is not drawn as one.
+        css = "leaked" if i == len(chain) - 1 else "root" if i == 0 and rooted else "held"
         last = boxes[-1] if boxes else None
         if (
             last is not None
